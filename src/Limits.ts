@@ -1,0 +1,27 @@
+/**
+ * Every bound in Keel, in one place (TigerBeetle style: a limit on
+ * everything, qualifier last). A loop, a queue or a record that could grow
+ * without bound is a denial of service waiting for its input.
+ */
+export const Limits = {
+  /** Events in one atomic batch (one journal frame). */
+  batchEventsMax: 1024,
+  /** Bytes of one frame payload; a bigger record is refused before any write. */
+  frameBytesMax: 16 * 1024 * 1024,
+  /** A segment rolls over once it holds this many bytes; frames never span segments. */
+  segmentBytesMax: 64 * 1024 * 1024,
+  /** Bytes written by one group-commit cycle (one write + one fsync). */
+  groupCommitBytesMax: 8 * 1024 * 1024,
+  /** Appends waiting for a group-commit cycle before new ones are refused. */
+  appendsPendingMax: 65_536,
+  /** Branch names, labels and entry types. */
+  branchNameLengthMax: 128,
+  labelLengthMax: 256,
+  entryTypeLengthMax: 64,
+  /** Branches in one session. */
+  branchesMax: 100_000,
+  /** Records appended between two checkpoints of the session index. */
+  checkpointIntervalRecords: 4096,
+  /** Entries in one session (positions fit a float64 exactly far beyond this). */
+  entriesMax: 2 ** 40
+} as const

@@ -1,0 +1,47 @@
+/** Expected session failures, as tagged data naming what is wrong. */
+import { Schema } from "effect"
+
+export class UnknownBranch extends Schema.TaggedError<UnknownBranch>()("UnknownBranch", {
+  branch: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `no branch named "${this.branch}" (branches: ${this.known.slice(0, 20).join(", ")})`
+  }
+}
+
+export class UnknownEntry extends Schema.TaggedError<UnknownEntry>()("UnknownEntry", {
+  entryId: Schema.Number,
+  head: Schema.Number
+}) {
+  override get message() {
+    return `no entry ${this.entryId} in this session (positions 1..${this.head})`
+  }
+}
+
+export class BranchExists extends Schema.TaggedError<BranchExists>()("BranchExists", {
+  branch: Schema.String
+}) {
+  override get message() {
+    return `a branch named "${this.branch}" already exists`
+  }
+}
+
+/** The request is not allowed in the session's lifecycle state (e.g. appending to a suspended or closed session). */
+export class SessionNotActive extends Schema.TaggedError<SessionNotActive>()("SessionNotActive", {
+  state: Schema.String,
+  request: Schema.String
+}) {
+  override get message() {
+    return `cannot ${this.request}: the session is ${this.state}`
+  }
+}
+
+/** A name or payload the session refuses before writing anything. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return this.reason
+  }
+}
