@@ -126,8 +126,9 @@ export class FileStore implements Store {
     prepareFolder(dir, options.create ?? true, writer)
     const token = writer ? takeLock(dir, options.owner ?? "keel", options.takeover ?? false) : undefined
     try {
+      dropUnfinishedSegment(dir, writer)
       if (writer && listSegments(dir).length === 0) createSegment(dir, 1)
-      const segments = listSegments(dir)
+      const segments = listSegments(dir).filter((first, i, all) => writer || i < all.length - 1 || fs.statSync(nodePath.join(segmentsDir(dir), segmentName(first))).size >= headerBytes)
       if (segments.length === 0) throw new JournalNotFound({ path: dir, reason: "no segments (never written)" })
       const trusted = options.trusted !== undefined && markMatches(dir, options.trusted, segments) ? options.trusted : undefined
       const frames: Array<ScannedFrame> = []
@@ -349,6 +350,22 @@ function prepareFolder(dir: string, create: boolean, writer: boolean): void {
   if (!fs.existsSync(segmentsDir(dir))) {
     if (fs.readdirSync(dir).length > 0 || !writer) throw new JournalNotFound({ path: dir, reason: "the folder holds no segments/" })
     fs.mkdirSync(segmentsDir(dir))
+  }
+}
+
+/**
+ * A crash while a segment was being created can leave a last segment shorter
+ * than its header, holding nothing committed: a writer removes it (a torn
+ * tail at segment granularity); readers skip it.
+ */
+function dropUnfinishedSegment(dir: string, writer: boolean): void {
+  const segments = listSegments(dir)
+  const last = segments[segments.length - 1]
+  if (last === undefined || !writer) return
+  const file = nodePath.join(segmentsDir(dir), segmentName(last))
+  if (fs.statSync(file).size < headerBytes) {
+    fs.unlinkSync(file)
+    fsyncDir(segmentsDir(dir))
   }
 }
 
