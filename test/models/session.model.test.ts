@@ -1,9 +1,9 @@
 // Exhaustive exploration of models/session.ts for the constants of spec/MCSession.cfg.
 //
 // The counts below are what TLC must report for `MCSession.cfg` (distinct states; TLC's "states
-// generated" should be 1 + TRANSITIONS and its search depth DEPTH): spec/README.md records the
-// same distinct-state count, and this test checks that it does. If the spec changes, change the
-// model, re-run, and update both numbers together.
+// generated" should be 1 + TRANSITIONS and its search depth DEPTH). spec/README.md records the
+// same three numbers, and this test checks that it does. If the spec changes, change the model,
+// re-run, and update the numbers here and in the README together.
 import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import {
@@ -19,6 +19,7 @@ import {
   Fork,
   heads,
   Init,
+  type InvariantName,
   invariantNames,
   invariants,
   MC,
@@ -256,7 +257,7 @@ const legal: SessionState = {
   up: true
 }
 
-const broken: ReadonlyArray<{ inv: (typeof invariantNames)[number]; why: string; state: SessionState }> = [
+const broken: ReadonlyArray<{ inv: InvariantName; why: string; state: SessionState }> = [
   { inv: "TypeInv", why: "epoch beyond MaxEpoch", state: { ...legal, epoch: 3 } },
   { inv: "TypeInv", why: "holder is not a writer", state: { ...legal, holder: "w3" } },
   { inv: "TypeInv", why: "wEpoch lacks a writer", state: { ...legal, wEpoch: { w1: 1 } } },

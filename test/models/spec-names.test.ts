@@ -261,8 +261,8 @@ describe.each(specModules)("spec/%s.tla against its model", (module) => {
 
   it("lists every variable in vars (so UNCHANGED vars and fairness cover all of them)", () => {
     const vars = definitions(mod).get("vars")
-    expect(vars, "vars == <<...>>").toBeDefined()
-    const tuple = unparen(definitionBody(vars as Node))
+    if (!vars) throw new Error(`${module}.tla defines no vars == <<...>>`)
+    const tuple = unparen(definitionBody(vars))
     expect(tuple.type).toBe("tuple_literal")
     const names = tuple.namedChildren.filter((n) => n.type === "identifier_ref").map((n) => n.text)
     expectSameNames(names, declaredVariables(mod), "vars")
@@ -332,8 +332,8 @@ describe.each(mcModules)("spec/%s.tla and its .cfg", (mc) => {
       if (modelValues.has(name)) continue
       if (op === "<-") {
         const def = defs.get(rhs)
-        expect(def, `${rhs} is defined in ${mc}.tla`).toBeDefined()
-        bound[lowerFirst(name)] = evalLiteral(definitionBody(def as Node), modelValues)
+        if (!def) throw new Error(`${name} <- ${rhs}: ${rhs} is not defined in ${mc}.tla`)
+        bound[lowerFirst(name)] = evalLiteral(definitionBody(def), modelValues)
       } else {
         // A literal in the .cfg itself: a number, a string, a model value or a set of them.
         const items = rhs.startsWith("{")

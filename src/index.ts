@@ -1,0 +1,15 @@
+/**
+ * Keel: an agent runtime with the discipline of a database. The public API;
+ * re-exports only (design §8.1).
+ */
+export * as Event from "./Event.ts"
+export { Limits } from "./Limits.ts"
+export { InvariantViolation } from "./internal/assert.ts"
+export * as Journal from "./journal/Journal.ts"
+export * as JournalError from "./journal/JournalError.ts"
+export { MemoryStore } from "./journal/MemoryStore.ts"
+export type { Durability } from "./journal/FileStore.ts"
+export * as Session from "./session/Session.ts"
+export * as SessionError from "./session/SessionError.ts"
+export * as SessionMachine from "./session/SessionMachine.ts"
+export { drawTree, type TreeNode } from "./session/TreeView.ts"

@@ -1,0 +1,114 @@
+/**
+ * The portable suite: the core (codec, file journal, session tree, recovery)
+ * exercised with plain assertions so it runs unchanged on Node 22, Node 24,
+ * Bun and Deno. `.ci/run` runs it on each; vitest runs it on Node 24 too
+ * (test/runtimes/portable.test.ts). Prints "N passed, N failed".
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Effect } from "effect"
+import { decodePayloadBytes, encodeFrame, frameHeaderBytes } from "../../src/journal/Codec.ts"
+import * as Journal from "../../src/journal/Journal.ts"
+import * as Session from "../../src/session/Session.ts"
+
+const checks: Array<[string, () => Promise<void>]> = []
+const check = (name: string, run: () => Promise<void>) => checks.push([name, run])
+function expect(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(message)
+}
+const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), "keel-portable-"))
+const entry = (payload: unknown) => ({ _tag: "entry.appended", branch: "main", parentId: 0, type: "m", time: 0, payload }) as const
+
+check("codec round-trip with CRC-32C framing", async () => {
+  const batch = { position: 1, epoch: 1, events: [entry({ text: "héllo" })] }
+  const decoded = decodePayloadBytes(encodeFrame(batch).subarray(frameHeaderBytes), new Map())
+  expect(JSON.stringify(decoded) === JSON.stringify(batch), "round trip")
+})
+
+check("file journal: fsync appends, concurrent group commit, reopen", async () => {
+  const dir = temp()
+  await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const j = yield* Journal.openFile(dir, { owner: "p" })
+        yield* j.acquireLease("p")
+        yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => Effect.suspend(() => j.append([entry(i)], { epoch: j.epoch(), head: j.head() })), {
+          concurrency: "unbounded"
+        })
+      })
+    )
+  )
+  const head = await Effect.runPromise(Effect.scoped(Effect.map(Journal.openFile(dir, { writer: false }), (j) => j.head())))
+  expect(head === 51, `head ${head}`)
+  fs.rmSync(dir, { recursive: true })
+})
+
+check("torn tail is cut, mid-file damage is JournalCorrupt", async () => {
+  const dir = temp()
+  await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const j = yield* Journal.openFile(dir, { owner: "p" })
+        let fence = yield* j.acquireLease("p")
+        for (let i = 0; i < 3; i++) fence = yield* j.append([entry(i)], fence)
+      })
+    )
+  )
+  const seg = path.join(dir, "segments", fs.readdirSync(path.join(dir, "segments"))[0] as string)
+  const bytes = fs.readFileSync(seg)
+  fs.writeFileSync(seg, bytes.subarray(0, bytes.length - 5))
+  const head = await Effect.runPromise(Effect.scoped(Effect.map(Journal.openFile(dir, {}), (j) => j.head())))
+  expect(head === 3, `torn head ${head}`)
+  const cut = fs.readFileSync(seg)
+  cut[40] = (cut[40] as number) ^ 4
+  fs.writeFileSync(seg, cut)
+  const error = await Effect.runPromise(Effect.scoped(Effect.flip(Journal.openFile(dir, {}))))
+  expect(error._tag === "JournalCorrupt", `got ${error._tag}`)
+  fs.rmSync(dir, { recursive: true })
+})
+
+check("session: fork, switch, lock, resume by replay", async () => {
+  const dir = temp()
+  await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* Session.openFile(dir, { owner: "p" })
+        const a = yield* s.append("m", { t: "a" })
+        yield* s.append("m", { t: "b" })
+        yield* s.fork(a.id, "alt")
+        yield* s.switchTo("alt")
+        yield* s.append("m", { t: "c" })
+        const locked = yield* Effect.flip(Session.openFile(dir, { owner: "q" }))
+        expect(locked._tag === "SessionLocked", `got ${locked._tag}`)
+      })
+    )
+  )
+  const texts = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* Session.openFile(dir, { owner: "r" })
+        expect(s.status() === "active" && s.fence().epoch === 2, "resumed with a new epoch")
+        return [(yield* s.path()).map((e) => (e.payload as { t: string }).t), (yield* s.path("main")).map((e) => (e.payload as { t: string }).t)]
+      })
+    )
+  )
+  expect(JSON.stringify(texts) === JSON.stringify([["a", "c"], ["a", "b"]]), JSON.stringify(texts))
+  fs.rmSync(dir, { recursive: true })
+})
+
+let passed = 0
+let failed = 0
+for (const [name, run] of checks) {
+  try {
+    await run()
+    passed++
+    console.log(`ok ${name}`)
+  } catch (e) {
+    failed++
+    console.log(`FAIL ${name}: ${e instanceof Error ? e.stack : String(e)}`)
+  }
+}
+const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : `node ${process.version}`
+console.log(`${runtime}: ${passed} passed, ${failed} failed`)
+if (failed > 0) process.exit(1)
