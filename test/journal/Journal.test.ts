@@ -189,7 +189,7 @@ describe("Journal (file)", () => {
       yield* j.append([entry(1)], fence)
       const error = yield* Effect.flip(j.append([entry(2)], fence))
       assert.strictEqual(error._tag, "StaleWriter")
-      assert.deepStrictEqual([error.expectedHead, error.actualHead], [1, 2])
+      assert.deepStrictEqual(error._tag === "StaleWriter" && [error.expectedHead, error.actualHead], [1, 2])
       assert.strictEqual(j.head(), 2)
     })
   )

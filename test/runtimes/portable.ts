@@ -7,7 +7,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Effect, type Schema } from "effect"
 import { decodePayloadBytes, encodeFrame, frameHeaderBytes } from "../../src/journal/Codec.ts"
 import * as Journal from "../../src/journal/Journal.ts"
 import * as Session from "../../src/session/Session.ts"
@@ -18,7 +18,7 @@ function expect(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(message)
 }
 const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), "keel-portable-"))
-const entry = (payload: unknown) => ({ _tag: "entry.appended", branch: "main", parentId: 0, type: "m", time: 0, payload }) as const
+const entry = (payload: Schema.Json) => ({ _tag: "entry.appended", branch: "main", parentId: 0, type: "m", time: 0, payload }) as const
 
 check("codec round-trip with CRC-32C framing", async () => {
   const batch = { position: 1, epoch: 1, events: [entry({ text: "héllo" })] }

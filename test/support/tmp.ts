@@ -2,7 +2,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Effect, type Schema } from "effect"
 
 export const tempDir = (prefix = "keel-test-"): Effect.Effect<string, never, import("effect").Scope.Scope> =>
   Effect.acquireRelease(
@@ -16,5 +16,5 @@ export const segmentFile = (dir: string): string => {
   return path.join(dir, "segments", names[names.length - 1] as string)
 }
 
-export const entry = (payload: unknown, branch = "main", parentId = 0) =>
+export const entry = (payload: Schema.Json, branch = "main", parentId = 0) =>
   ({ _tag: "entry.appended", branch, parentId, type: "msg", time: 0, payload }) as const
