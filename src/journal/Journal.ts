@@ -143,16 +143,12 @@ class FrameIndex {
   }
 
   static from(arrays: CheckpointFile["frames"]): FrameIndex {
-    const index = new FrameIndex()
     const [first, count, segment, offset, length] = arrays
     assert(first.length === count.length && count.length === segment.length && segment.length === offset.length && offset.length === length.length, "PrefixRecoveryInv", "checkpoint frame arrays differ in length")
-    index.first.push(...first)
-    index.count.push(...count)
-    index.segment.push(...segment)
-    index.offset.push(...offset)
-    index.length.push(...length)
-    return index
+    // Adopt the parsed arrays: no copy, and no spread (which overflows the stack past ~10^5 frames).
+    return Object.assign(Object.create(FrameIndex.prototype) as FrameIndex, { first, count, segment, offset, length })
   }
+
 }
 
 const encoder = new TextEncoder()

@@ -49,11 +49,14 @@ async function expectRefines(model: Model, impl: Impl, after: string): Promise<v
 
 /** One command per spec action; `check` is the model's guard, so only enabled actions run. */
 class ActionCommand implements fc.AsyncCommand<Model, Impl> {
-  constructor(
-    readonly name: string,
-    private readonly apply: (s: SessionState) => SessionState | null,
-    private readonly drive: (impl: Impl) => void | Promise<void>
-  ) {}
+  readonly name: string
+  private readonly apply: (s: SessionState) => SessionState | null
+  private readonly drive: (impl: Impl) => void | Promise<void>
+  constructor(name: string, apply: (s: SessionState) => SessionState | null, drive: (impl: Impl) => void | Promise<void>) {
+    this.name = name
+    this.apply = apply
+    this.drive = drive
+  }
   check(m: Readonly<Model>): boolean {
     return this.apply(m.state) !== null
   }
