@@ -88,15 +88,15 @@ export function decodeHeader(bytes: Uint8Array): { version: number; firstPositio
 export function encodeFrame(batch: Batch): Uint8Array {
   assert(batch.events.length > 0, "WalInv", "empty batch")
   assert(Number.isSafeInteger(batch.position) && batch.position >= 1, "TreeInv", "position must be ≥ 1")
-  const json = JSON.stringify({ v: recordVersion, p: batch.position, e: batch.epoch, r: batch.events })
-  // Room for the worst case of UTF-8 (3 bytes per UTF-16 unit): one allocation, no copy.
-  const frame = new Uint8Array(frameHeaderBytes + json.length * 3)
-  const n = encoder.encodeInto(json, frame.subarray(frameHeaderBytes)).written
+  const payload = encoder.encode(JSON.stringify({ v: recordVersion, p: batch.position, e: batch.epoch, r: batch.events }))
+  const n = payload.length
+  const frame = new Uint8Array(frameHeaderBytes + n)
+  frame.set(payload, frameHeaderBytes)
   const view = new DataView(frame.buffer)
   view.setUint32(0, n, true)
   view.setUint32(4, ~n >>> 0, true)
-  view.setUint32(8, crc32c(frame.subarray(frameHeaderBytes, frameHeaderBytes + n)), true)
-  return frame.subarray(0, frameHeaderBytes + n)
+  view.setUint32(8, crc32c(payload), true)
+  return frame
 }
 
 /** What a scan found at one offset. */

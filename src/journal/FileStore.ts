@@ -102,7 +102,10 @@ export class FileStore implements Store {
   private lastFrame: { offset: number; crc: number } | null
   private pending: Array<Pending> = []
   private cycling = false
+  /** The next cycle is scheduled (see `deferCycle`); appends queue for it. */
+  private deferred = false
   private failed: JournalIOError | undefined
+  private readonly readers = new Map<number, number>()
   private lockToken: string | undefined
   private closed = false
 
@@ -133,31 +136,33 @@ export class FileStore implements Store {
       const trusted = options.trusted !== undefined && markMatches(dir, options.trusted, segments) ? options.trusted : undefined
       const frames: Array<ScannedFrame> = []
       let torn: FileStoreOpened["torn"] = null
-      let tail = { segment: 1, size: headerBytes, last: null as { offset: number; crc: number } | null }
+      let end = { segment: 1, size: headerBytes, last: null as { offset: number; crc: number } | null }
       for (const [i, first] of segments.entries()) {
         if (trusted !== undefined && first < trusted.segment) continue
         const file = nodePath.join(segmentsDir(dir), segmentName(first))
-        const bytes = readSegment(file, first)
-        let offset = trusted !== undefined && first === trusted.segment ? trusted.end : headerBytes
+        const from = trusted !== undefined && first === trusted.segment ? trusted.end : 0
+        // `bytes` holds the segment from byte `base` on: a trusted prefix is neither read nor checked again.
+        const { bytes, base } = readSegment(file, first, from)
+        let offset = from === 0 ? headerBytes : 0
         let last = trusted !== undefined && first === trusted.segment ? trusted.lastFrame : null
         while (offset < bytes.length) {
           const at = frameAt(bytes, offset)
-          if (at.kind === "corrupt") throw new JournalCorrupt({ path: file, offset, reason: at.reason })
+          if (at.kind === "corrupt") throw new JournalCorrupt({ path: file, offset: base + offset, reason: at.reason })
           if (at.kind === "torn") {
-            if (i !== segments.length - 1) throw new JournalCorrupt({ path: file, offset, reason: `${at.reason} in a sealed segment` })
-            torn = { segment: first, offset, reason: at.reason }
+            if (i !== segments.length - 1) throw new JournalCorrupt({ path: file, offset: base + offset, reason: `${at.reason} in a sealed segment` })
+            torn = { segment: first, offset: base + offset, reason: at.reason }
             break
           }
           const length = frameHeaderBytes + at.length
-          frames.push({ location: { segment: first, offset, length }, crc: at.crc, payload: bytes.subarray(offset + frameHeaderBytes, offset + length) })
-          last = { offset, crc: at.crc }
+          frames.push({ location: { segment: first, offset: base + offset, length }, crc: at.crc, payload: bytes.subarray(offset + frameHeaderBytes, offset + length) })
+          last = { offset: base + offset, crc: at.crc }
           offset += length
         }
-        tail = { segment: first, size: offset, last }
+        end = { segment: first, size: base + offset, last }
       }
       if (torn !== null && writer) cutTornTail(dir, torn.segment, torn.offset)
-      const fd = writer ? fs.openSync(nodePath.join(segmentsDir(dir), segmentName(tail.segment)), "r+") : -1
-      const store = new FileStore(dir, options, tail.segment, fd, tail.size, tail.last)
+      const fd = writer ? fs.openSync(nodePath.join(segmentsDir(dir), segmentName(end.segment)), "r+") : -1
+      const store = new FileStore(dir, options, end.segment, fd, end.size, end.last)
       store.lockToken = token
       return { store, frames, trustedMatched: trusted !== undefined, torn }
     } catch (e) {
@@ -175,7 +180,7 @@ export class FileStore implements Store {
     }
     return new Promise((resolve, reject) => {
       this.pending.push({ frame, firstPosition, resolve, reject })
-      if (!this.cycling) this.cycle()
+      if (!this.cycling && !this.deferred) this.cycle()
     })
   }
 
@@ -204,10 +209,28 @@ export class FileStore implements Store {
         return
       }
       for (const [i, p] of batch.entries()) p.resolve(locations[i] as Location)
-      if (this.pending.length > 0) this.cycle()
+      if (this.pending.length > 0 || batch.length > 1) this.deferCycle()
     }
     if (this.durability === "fsync") fs.fdatasync(this.fd, done)
     else queueMicrotask(() => done(null))
+  }
+
+  /**
+   * Holds the next cycle for two turns of the event loop. The appenders this
+   * cycle just acknowledged resume on the next turn (Effect schedules fibers
+   * with setImmediate) and usually append again at once; starting at once
+   * would send the first of them alone and make the rest wait a whole fsync
+   * (cycles of 1, 100, 1, 100…). A lone appender never waits: after a cycle
+   * of one with nothing queued, `append` starts the next cycle directly.
+   */
+  private deferCycle(): void {
+    this.deferred = true
+    nextTurn(() =>
+      nextTurn(() => {
+        this.deferred = false
+        if (this.pending.length > 0 && !this.cycling) this.cycle()
+      })
+    )
   }
 
   private takeBatch(): Array<Pending> {
@@ -266,16 +289,12 @@ export class FileStore implements Store {
   readPayload(location: Location): Uint8Array {
     const file = nodePath.join(segmentsDir(this.path), segmentName(location.segment))
     const bytes = new Uint8Array(location.length)
-    const fd = this.fd >= 0 && location.segment === this.segment ? this.fd : fs.openSync(file, "r")
-    try {
-      let read = 0
-      while (read < location.length) {
-        const n = fs.readSync(fd, bytes, read, location.length - read, location.offset + read)
-        if (n === 0) throw new JournalCorrupt({ path: file, offset: location.offset, reason: "frame ends past the end of the file" })
-        read += n
-      }
-    } finally {
-      if (fd !== this.fd) fs.closeSync(fd)
+    const fd = this.readerFor(location.segment, file)
+    let read = 0
+    while (read < location.length) {
+      const n = fs.readSync(fd, bytes, read, location.length - read, location.offset + read)
+      if (n === 0) throw new JournalCorrupt({ path: file, offset: location.offset, reason: "frame ends past the end of the file" })
+      read += n
     }
     const at = frameAt(bytes, 0)
     if (at.kind !== "frame" || at.length + frameHeaderBytes !== location.length) {
@@ -283,6 +302,18 @@ export class FileStore implements Store {
     }
     return bytes.subarray(frameHeaderBytes)
   }
+
+  /** A read descriptor per segment, kept open until `close` (reading 10^5 entries must not open 10^5 files). */
+  private readerFor(segment: number, file: string): number {
+    if (this.fd >= 0 && segment === this.segment) return this.fd
+    let fd = this.readers.get(segment)
+    if (fd === undefined) {
+      fd = fs.openSync(file, "r")
+      this.readers.set(segment, fd)
+    }
+    return fd
+  }
+
 
   mark(): StoreMark {
     return { segment: this.segment, end: this.size, lastFrame: this.lastFrame }
@@ -330,9 +361,13 @@ export class FileStore implements Store {
     this.failRest(ioError(this.path, "append", "the store was closed"))
     if (this.fd >= 0) fs.closeSync(this.fd)
     this.fd = -1
+    for (const fd of this.readers.values()) fs.closeSync(fd)
+    this.readers.clear()
     this.unlock()
   }
 }
+
+const nextTurn: (f: () => void) => void = typeof setImmediate === "function" ? (f) => setImmediate(f) : (f) => setTimeout(f, 0)
 
 function prepareFolder(dir: string, create: boolean, writer: boolean): void {
   let stat: fs.Stats | undefined
@@ -369,8 +404,28 @@ function dropUnfinishedSegment(dir: string, writer: boolean): void {
   }
 }
 
-function readSegment(file: string, first: number): Uint8Array {
-  const bytes = new Uint8Array(fs.readFileSync(file))
+/** Reads segment `file` from byte `from` (0: the whole file, header checked). */
+function readSegment(file: string, first: number, from: number): { bytes: Uint8Array; base: number } {
+  const fd = fs.openSync(file, "r")
+  try {
+    const size = fs.fstatSync(fd).size
+    const start = from === 0 ? 0 : from
+    const bytes = new Uint8Array(Math.max(0, size - start))
+    let read = 0
+    while (read < bytes.length) {
+      const n = fs.readSync(fd, bytes, read, bytes.length - read, start + read)
+      if (n === 0) break
+      read += n
+    }
+    if (from !== 0) return { bytes: bytes.subarray(0, read), base: start }
+    checkHeader(file, first, bytes)
+    return { bytes: bytes.subarray(0, read), base: 0 }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function checkHeader(file: string, first: number, bytes: Uint8Array): void {
   const header = decodeHeader(bytes)
   if ("kind" in header) {
     if (header.kind === "version") {
@@ -382,7 +437,6 @@ function readSegment(file: string, first: number): Uint8Array {
   if (header.firstPosition !== first) {
     throw new JournalCorrupt({ path: file, offset: 8, reason: `header says first position ${header.firstPosition}, name says ${first}` })
   }
-  return bytes
 }
 
 function createSegment(dir: string, firstPosition: number, keepOpen = false): number {

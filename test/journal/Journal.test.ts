@@ -258,6 +258,31 @@ describe("Journal (file)", () => {
     })
   )
 
+  it.effect("a checkpoint in an older segment, then more segments: reopening reads only the rest, and agrees", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir()
+      const options = { owner: "t", segmentBytesMax: 400 }
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const j = yield* Journal.openFile(dir, options)
+          let fence = yield* j.acquireLease("t")
+          for (let i = 0; i < 10; i++) fence = yield* j.append([entry({ i, pad: "y".repeat(40) })], fence)
+          yield* j.checkpoint("at 11")
+          for (let i = 10; i < 30; i++) fence = yield* j.append([entry({ i, pad: "y".repeat(40) })], fence)
+        })
+      )
+      const j = yield* reopen(dir, options)
+      assert.deepStrictEqual(j.recovery.checkpoint, { head: 11, data: "at 11" })
+      assert.strictEqual(j.recovery.tail.length, 20)
+      assert.deepStrictEqual(
+        payloads(yield* j.read(1)).map((p) => (p as { i: number }).i),
+        Array.from({ length: 30 }, (_, i) => i)
+      )
+      const fence = yield* j.acquireLease("t")
+      assert.deepStrictEqual(fence, { epoch: 2, head: 32 })
+    })
+  )
+
   it.effect("a memory journal reopened over the same store replays it", () =>
     Effect.gen(function* () {
       const store = new MemoryStore()
