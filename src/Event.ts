@@ -54,15 +54,6 @@ export const SessionSuspended = Schema.TaggedStruct("session.suspended", { time:
 /** Close: the session is finished; nothing is appended after this. */
 export const SessionClosed = Schema.TaggedStruct("session.closed", { time: Time })
 
-export const Event = Schema.Union([
-  SessionCreated,
-  LeaseAcquired,
-  EntryAppended,
-  BranchForked,
-  BranchSwitched,
-  EntryLabelled,
-  SessionSuspended,
-  SessionClosed
-])
+export const Event = Schema.Union([SessionCreated, LeaseAcquired, EntryAppended, BranchForked, BranchSwitched, EntryLabelled, SessionSuspended, SessionClosed])
 export type Event = typeof Event.Type
 export type EventTag = Event["_tag"]

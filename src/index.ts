@@ -3,12 +3,12 @@
  * re-exports only (design §8.1).
  */
 export * as Event from "./Event.ts"
-export { Limits } from "./Limits.ts"
 export { InvariantViolation } from "./internal/assert.ts"
+export type { Durability } from "./journal/FileStore.ts"
 export * as Journal from "./journal/Journal.ts"
 export * as JournalError from "./journal/JournalError.ts"
 export { MemoryStore } from "./journal/MemoryStore.ts"
-export type { Durability } from "./journal/FileStore.ts"
+export { Limits } from "./Limits.ts"
 export * as Session from "./session/Session.ts"
 export * as SessionError from "./session/SessionError.ts"
 export * as SessionMachine from "./session/SessionMachine.ts"

@@ -120,19 +120,15 @@ export function frameAt(bytes: Uint8Array, offset: number): FrameAt {
   if (remaining < frameHeaderBytes) return { kind: "torn", reason: "frame header cut short" }
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, frameHeaderBytes)
   const length = view.getUint32(0, true)
-  if ((~length >>> 0) !== view.getUint32(4, true)) {
-    return allZero(bytes, offset)
-      ? { kind: "torn", reason: "zero-filled tail" }
-      : { kind: "corrupt", reason: "frame length and its complement disagree" }
+  if (~length >>> 0 !== view.getUint32(4, true)) {
+    return allZero(bytes, offset) ? { kind: "torn", reason: "zero-filled tail" } : { kind: "corrupt", reason: "frame length and its complement disagree" }
   }
   if (length > Limits.frameBytesMax) return { kind: "corrupt", reason: `frame length ${length} exceeds the limit` }
   const end = offset + frameHeaderBytes + length
   if (end > bytes.length) return { kind: "torn", reason: "payload cut short" }
   const crc = view.getUint32(8, true)
   if (crc32c(bytes.subarray(offset + frameHeaderBytes, end)) !== crc) {
-    return end === bytes.length
-      ? { kind: "torn", reason: "last frame fails its checksum" }
-      : { kind: "corrupt", reason: "frame checksum mismatch" }
+    return end === bytes.length ? { kind: "torn", reason: "last frame fails its checksum" } : { kind: "corrupt", reason: "frame checksum mismatch" }
   }
   return { kind: "frame", length, crc }
 }

@@ -131,7 +131,9 @@ export class FileStore implements Store {
     try {
       dropUnfinishedSegment(dir, writer)
       if (writer && listSegments(dir).length === 0) createSegment(dir, 1)
-      const segments = listSegments(dir).filter((first, i, all) => writer || i < all.length - 1 || fs.statSync(nodePath.join(segmentsDir(dir), segmentName(first))).size >= headerBytes)
+      const segments = listSegments(dir).filter(
+        (first, i, all) => writer || i < all.length - 1 || fs.statSync(nodePath.join(segmentsDir(dir), segmentName(first))).size >= headerBytes
+      )
       if (segments.length === 0) throw new JournalNotFound({ path: dir, reason: "no segments (never written)" })
       const trusted = options.trusted !== undefined && markMatches(dir, options.trusted, segments) ? options.trusted : undefined
       const frames: Array<ScannedFrame> = []
@@ -154,7 +156,11 @@ export class FileStore implements Store {
             break
           }
           const length = frameHeaderBytes + at.length
-          frames.push({ location: { segment: first, offset: base + offset, length }, crc: at.crc, payload: bytes.subarray(offset + frameHeaderBytes, offset + length) })
+          frames.push({
+            location: { segment: first, offset: base + offset, length },
+            crc: at.crc,
+            payload: bytes.subarray(offset + frameHeaderBytes, offset + length)
+          })
           last = { offset: base + offset, crc: at.crc }
           offset += length
         }
@@ -314,7 +320,6 @@ export class FileStore implements Store {
     return fd
   }
 
-
   mark(): StoreMark {
     return { segment: this.segment, end: this.size, lastFrame: this.lastFrame }
   }
@@ -463,7 +468,7 @@ function markMatches(dir: string, mark: StoreMark, segments: ReadonlyArray<numbe
       const view = new DataView(head.buffer)
       const length = view.getUint32(0, true)
       return (
-        (~length >>> 0) === view.getUint32(4, true) &&
+        ~length >>> 0 === view.getUint32(4, true) &&
         view.getUint32(8, true) === mark.lastFrame.crc &&
         mark.lastFrame.offset + frameHeaderBytes + length === mark.end
       )

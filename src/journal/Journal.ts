@@ -81,7 +81,10 @@ export interface JournalShape {
   /** The synchronous half of `append`, for callers that must fold the batch in the same tick they sequence it (Session). */
   readonly sequence: (events: ReadonlyArray<Event>, fence: Fence) => Sequenced | StaleWriter | JournalAppendRejected | JournalIOError
   readonly read: (from: number, to?: number) => Effect.Effect<ReadonlyArray<Committed>, JournalReadError>
-  readonly acquireLease: (owner: string, options?: { readonly takeover?: boolean; readonly time?: number }) => Effect.Effect<Fence, SessionLocked | StaleWriter | JournalAppendRejected | JournalIOError>
+  readonly acquireLease: (
+    owner: string,
+    options?: { readonly takeover?: boolean; readonly time?: number }
+  ) => Effect.Effect<Fence, SessionLocked | StaleWriter | JournalAppendRejected | JournalIOError>
   readonly releaseLease: Effect.Effect<void>
   readonly checkpoint: (data: unknown) => Effect.Effect<void, JournalIOError>
 }
@@ -144,11 +147,14 @@ class FrameIndex {
 
   static from(arrays: CheckpointFile["frames"]): FrameIndex {
     const [first, count, segment, offset, length] = arrays
-    assert(first.length === count.length && count.length === segment.length && segment.length === offset.length && offset.length === length.length, "PrefixRecoveryInv", "checkpoint frame arrays differ in length")
+    assert(
+      first.length === count.length && count.length === segment.length && segment.length === offset.length && offset.length === length.length,
+      "PrefixRecoveryInv",
+      "checkpoint frame arrays differ in length"
+    )
     // Adopt the parsed arrays: no copy, and no spread (which overflows the stack past ~10^5 frames).
     return Object.assign(Object.create(FrameIndex.prototype) as FrameIndex, { first, count, segment, offset, length })
   }
-
 }
 
 const encoder = new TextEncoder()
@@ -167,7 +173,13 @@ function parseCheckpoint(bytes: Uint8Array | undefined): CheckpointFile | undefi
 }
 
 /** Decodes scanned frames into batches, checking that positions continue and epochs only grow. */
-function decodeFrames(path: string, frames: ReadonlyArray<ScannedFrame>, migrations: Migrations, head: number, epoch: number): { batches: Array<Batch>; head: number; epoch: number } {
+function decodeFrames(
+  path: string,
+  frames: ReadonlyArray<ScannedFrame>,
+  migrations: Migrations,
+  head: number,
+  epoch: number
+): { batches: Array<Batch>; head: number; epoch: number } {
   const batches: Array<Batch> = []
   for (const frame of frames) {
     const decoded = decodePayloadBytes(frame.payload, migrations)
@@ -208,7 +220,13 @@ function batchProblem(events: ReadonlyArray<Event>, head: number, epoch: number)
  * Builds a Journal over an opened store. Shared by the memory and file layers
  * so fencing, validation and reading are one code path for both.
  */
-function fromStore(store: Store, frames: ReadonlyArray<ScannedFrame>, torn: Recovery["tornTail"], trusted: CheckpointFile | undefined, migrations: Migrations): JournalShape {
+function fromStore(
+  store: Store,
+  frames: ReadonlyArray<ScannedFrame>,
+  torn: Recovery["tornTail"],
+  trusted: CheckpointFile | undefined,
+  migrations: Migrations
+): JournalShape {
   const index = trusted !== undefined ? FrameIndex.from(trusted.frames) : new FrameIndex()
   const decoded = decodeFrames(store.path, frames, migrations, trusted?.head ?? 0, trusted?.epoch ?? 0)
   for (const [i, frame] of frames.entries()) {
@@ -249,7 +267,12 @@ function fromStore(store: Store, frames: ReadonlyArray<ScannedFrame>, torn: Reco
       },
       (error: unknown) => {
         // The store failed or another process wrote: what we sequenced is not on disk. Fail-stop.
-        poisoned ??= error instanceof ForeignWrite ? stale(fence) : error instanceof JournalIOError ? error : new JournalIOError({ path: store.path, operation: "append", reason: String(error) })
+        poisoned ??=
+          error instanceof ForeignWrite
+            ? stale(fence)
+            : error instanceof JournalIOError
+              ? error
+              : new JournalIOError({ path: store.path, operation: "append", reason: String(error) })
         throw poisoned._tag === "StaleWriter" ? stale(fence) : poisoned
       }
     )

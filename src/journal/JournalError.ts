@@ -27,10 +27,11 @@ export class JournalRecordInvalid extends Schema.TaggedError<JournalRecordInvali
 }
 
 /** The file was written by a newer Keel whose format this one cannot read. */
-export class JournalVersionUnsupported extends Schema.TaggedError<JournalVersionUnsupported>()(
-  "JournalVersionUnsupported",
-  { path: Schema.String, version: Schema.Number, supported: Schema.Number }
-) {
+export class JournalVersionUnsupported extends Schema.TaggedError<JournalVersionUnsupported>()("JournalVersionUnsupported", {
+  path: Schema.String,
+  version: Schema.Number,
+  supported: Schema.Number
+}) {
   override get message() {
     return `journal ${this.path} has format version ${this.version}; this Keel reads up to ${this.supported}`
   }

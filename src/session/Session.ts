@@ -27,7 +27,6 @@
 import { Clock, Effect, Schema, type Scope } from "effect"
 import type { Event } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
-import { Limits } from "../Limits.ts"
 import type { Batch } from "../journal/Codec.ts"
 import {
   type Fence,
@@ -46,6 +45,7 @@ import {
   type StaleWriter
 } from "../journal/JournalError.ts"
 import type { MemoryStore } from "../journal/MemoryStore.ts"
+import { Limits } from "../Limits.ts"
 import { BranchExists, InvalidRequest, SessionNotActive, UnknownBranch, UnknownEntry } from "./SessionError.ts"
 import { initialSnapshot, type SessionSnapshot, type SessionStatus, sessionMachine, statusOf, step } from "./SessionMachine.ts"
 import { Tree, type TreeData } from "./Tree.ts"
@@ -121,7 +121,11 @@ function replay(path: string, batches: ReadonlyArray<Batch>, state: { snapshot: 
       }
       const next = step(state.snapshot, event)
       if (next === undefined) {
-        throw new JournalRecordInvalid({ path, offset: -1, reason: `record ${position} (${event._tag}) is not allowed in lifecycle state ${statusOf(state.snapshot)}` })
+        throw new JournalRecordInvalid({
+          path,
+          offset: -1,
+          reason: `record ${position} (${event._tag}) is not allowed in lifecycle state ${statusOf(state.snapshot)}`
+        })
       }
       state.snapshot = next
       state.tree.apply(position, event)
@@ -242,7 +246,11 @@ export const open = (
         state.id = id
       }
       fence = yield* journal.acquireLease(options.owner ?? "keel", { takeover: options.takeover ?? false, time: yield* now })
-      replay(journal.path, [{ position: fence.head, epoch: fence.epoch, events: [{ _tag: "lease.acquired", epoch: fence.epoch, owner: options.owner ?? "keel", time: 0 }] }], state)
+      replay(
+        journal.path,
+        [{ position: fence.head, epoch: fence.epoch, events: [{ _tag: "lease.acquired", epoch: fence.epoch, owner: options.owner ?? "keel", time: 0 }] }],
+        state
+      )
     }
 
     const session: Session = {

@@ -84,11 +84,7 @@ export function step(snapshot: SessionSnapshot, event: Event): SessionSnapshot |
   if (known === "refused") return undefined
   if (known === "unchanged") return snapshot
   const next = transition(sessionMachine, snapshot, machineEvent)[0]
-  const effect: Effect = !snapshot.can(machineEvent)
-    ? "refused"
-    : next.value === snapshot.value && next.context === snapshot.context
-      ? "unchanged"
-      : "changed"
+  const effect: Effect = !snapshot.can(machineEvent) ? "refused" : next.value === snapshot.value && next.context === snapshot.context ? "unchanged" : "changed"
   effects.set(key, effect)
   return effect === "refused" ? undefined : next
 }

@@ -55,7 +55,11 @@ export class Tree {
     switch (event._tag) {
       case "entry.appended": {
         assert(event.parentId === 0 || this.isEntry(event.parentId), "TreeInv", `entry ${position} has missing parent ${event.parentId}`)
-        assert(this.branches.get(event.branch) === event.parentId, "BranchHeadsInv", `entry ${position} extends ${event.branch} at ${event.parentId}, but its head is ${this.branches.get(event.branch)}`)
+        assert(
+          this.branches.get(event.branch) === event.parentId,
+          "BranchHeadsInv",
+          `entry ${position} extends ${event.branch} at ${event.parentId}, but its head is ${this.branches.get(event.branch)}`
+        )
         this.parent.push(event.parentId)
         this.branches.set(event.branch, position)
         return

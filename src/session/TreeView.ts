@@ -14,7 +14,11 @@ export interface TreeNode {
   readonly label?: string | undefined
 }
 
-export function drawTree(nodes: ReadonlyArray<TreeNode>, branches: ReadonlyArray<{ readonly name: string; readonly head: number }>, active: string): Array<string> {
+export function drawTree(
+  nodes: ReadonlyArray<TreeNode>,
+  branches: ReadonlyArray<{ readonly name: string; readonly head: number }>,
+  active: string
+): Array<string> {
   const children = new Map<number, Array<TreeNode>>()
   for (const node of nodes) {
     const siblings = children.get(node.parentId) ?? []

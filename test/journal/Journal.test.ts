@@ -54,7 +54,10 @@ describe("Journal (file)", () => {
         { concurrency: "unbounded" }
       )
       assert.strictEqual(j.durableHead(), 201)
-      assert.deepStrictEqual(payloads(yield* j.read(1)), Array.from({ length: 200 }, (_, i) => i))
+      assert.deepStrictEqual(
+        payloads(yield* j.read(1)),
+        Array.from({ length: 200 }, (_, i) => i)
+      )
     })
   )
 

@@ -13,11 +13,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Exit, Scope } from "effect"
+import { canonical, None, type SessionRecord, type SessionState, type Writer } from "../../models/session.ts"
 import type { Event } from "../../src/Event.ts"
 import { encodeFrame, frameAt, frameHeaderBytes, headerBytes } from "../../src/journal/Codec.ts"
 import * as Journal from "../../src/journal/Journal.ts"
 import { Tree } from "../../src/session/Tree.ts"
-import { None, canonical, type SessionRecord, type SessionState, type Writer } from "../../models/session.ts"
 
 interface Handle {
   readonly journal: Journal.JournalShape
@@ -66,7 +66,12 @@ export class Impl {
 
   private segment(): string {
     const dir = path.join(this.dir, "segments")
-    const names = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith(".seg")).sort() : []
+    const names = fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir)
+          .filter((n) => n.endsWith(".seg"))
+          .sort()
+      : []
     return path.join(dir, names[names.length - 1] ?? "none")
   }
 
@@ -210,7 +215,8 @@ export class Impl {
     const cut = keep === 0 ? headerBytes : (ends[keep - 1] as number)
     let kept = bytes.subarray(0, cut)
     if (torn) {
-      const next = keep < ends.length ? bytes.subarray(cut, ends[keep]) : encodeFrame({ position: 99, epoch: 1, events: [{ _tag: "session.suspended", time: 0 }] })
+      const next =
+        keep < ends.length ? bytes.subarray(cut, ends[keep]) : encodeFrame({ position: 99, epoch: 1, events: [{ _tag: "session.suspended", time: 0 }] })
       kept = Buffer.concat([kept, next.subarray(0, Math.max(1, next.length >> 1))])
     }
     fs.writeFileSync(file, kept)

@@ -11,11 +11,12 @@
  *
  * Reproduce a failure with the printed `SEED=` (and the path fast-check prints).
  */
-import { describe, expect, it } from "vitest"
+
 import fc from "fast-check"
+import { describe, expect, it } from "vitest"
 import {
-  type ActionName,
   AcquireLease,
+  type ActionName,
   Append,
   Crash,
   canonical,
@@ -91,9 +92,29 @@ class SecondWriterCommand implements fc.AsyncCommand<Model, Impl> {
 
 const writer = fc.constantFrom(...C.writers)
 const branch = fc.constantFrom(...C.branches)
-const acquire = writer.map((w) => new ActionCommand(`AcquireLease(${w})`, (s) => AcquireLease(s, { w }, C), (i) => i.AcquireLease(w)))
-const expire = fc.constant(new ActionCommand("Expire", (s) => Expire(s), (i) => i.Expire()))
-const staleWrite = writer.map((w) => new ActionCommand(`StaleWrite(${w})`, (s) => StaleWrite(s, { w }), (i) => i.StaleWrite(w)))
+const acquire = writer.map(
+  (w) =>
+    new ActionCommand(
+      `AcquireLease(${w})`,
+      (s) => AcquireLease(s, { w }, C),
+      (i) => i.AcquireLease(w)
+    )
+)
+const expire = fc.constant(
+  new ActionCommand(
+    "Expire",
+    (s) => Expire(s),
+    (i) => i.Expire()
+  )
+)
+const staleWrite = writer.map(
+  (w) =>
+    new ActionCommand(
+      `StaleWrite(${w})`,
+      (s) => StaleWrite(s, { w }),
+      (i) => i.StaleWrite(w)
+    )
+)
 // fc.commands picks uniformly: the takeover path (AcquireLease, Expire, AcquireLease, StaleWrite) is
 // listed more than once so that random runs reach stale writers often.
 const commands = [
@@ -102,12 +123,52 @@ const commands = [
   expire,
   staleWrite,
   staleWrite,
-  fc.tuple(writer, branch).map(([w, b]) => new ActionCommand(`Append(${w},${b})`, (s) => Append(s, { w, b }, C), (i) => i.Append(w, b))),
-  fc.tuple(writer, branch, fc.nat(C.maxRecords)).map(([w, b, at]) => new ActionCommand(`Fork(${w},${b},${at})`, (s) => Fork(s, { w, b, at }, C), (i) => i.Fork(w, b, at))),
-  fc.tuple(writer, branch).map(([w, b]) => new ActionCommand(`Switch(${w},${b})`, (s) => Switch(s, { w, b }, C), (i) => i.Switch(w, b))),
-  fc.constant(new ActionCommand("Flush", (s) => Flush(s), (i) => i.Flush())),
-  fc.tuple(fc.nat(C.maxRecords), fc.boolean()).map(([k, torn]) => new ActionCommand(`Crash(${k},${torn})`, (s) => Crash(s, { k, torn }), (i) => i.Crash(k, torn))),
-  fc.constant(new ActionCommand("Recover", (s) => Recover(s), (i) => i.Recover())),
+  fc.tuple(writer, branch).map(
+    ([w, b]) =>
+      new ActionCommand(
+        `Append(${w},${b})`,
+        (s) => Append(s, { w, b }, C),
+        (i) => i.Append(w, b)
+      )
+  ),
+  fc.tuple(writer, branch, fc.nat(C.maxRecords)).map(
+    ([w, b, at]) =>
+      new ActionCommand(
+        `Fork(${w},${b},${at})`,
+        (s) => Fork(s, { w, b, at }, C),
+        (i) => i.Fork(w, b, at)
+      )
+  ),
+  fc.tuple(writer, branch).map(
+    ([w, b]) =>
+      new ActionCommand(
+        `Switch(${w},${b})`,
+        (s) => Switch(s, { w, b }, C),
+        (i) => i.Switch(w, b)
+      )
+  ),
+  fc.constant(
+    new ActionCommand(
+      "Flush",
+      (s) => Flush(s),
+      (i) => i.Flush()
+    )
+  ),
+  fc.tuple(fc.nat(C.maxRecords), fc.boolean()).map(
+    ([k, torn]) =>
+      new ActionCommand(
+        `Crash(${k},${torn})`,
+        (s) => Crash(s, { k, torn }),
+        (i) => i.Crash(k, torn)
+      )
+  ),
+  fc.constant(
+    new ActionCommand(
+      "Recover",
+      (s) => Recover(s),
+      (i) => i.Recover()
+    )
+  ),
   fc.constant(new SecondWriterCommand())
 ]
 
@@ -184,7 +245,8 @@ function coveringWalks(c: SessionConstants, walkLengthMax: number): { walks: Arr
       }
       if (found === undefined) break // nothing untaken is reachable from here: start a new walk
       const path: Array<{ from: number; edge: number }> = []
-      for (let k = found.node; parent.get(k) !== null; k = (parent.get(k) as { from: number }).from) path.unshift(parent.get(k) as { from: number; edge: number })
+      for (let k = found.node; parent.get(k) !== null; k = (parent.get(k) as { from: number }).from)
+        path.unshift(parent.get(k) as { from: number; edge: number })
       path.push({ from: found.node, edge: found.edge })
       for (const { from, edge } of path) {
         const taken = (out[from] as Array<{ to: number; step: Step }>)[edge] as { to: number; step: Step }

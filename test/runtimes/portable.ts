@@ -33,9 +33,13 @@ check("file journal: fsync appends, concurrent group commit, reopen", async () =
       Effect.gen(function* () {
         const j = yield* Journal.openFile(dir, { owner: "p" })
         yield* j.acquireLease("p")
-        yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => Effect.suspend(() => j.append([entry(i)], { epoch: j.epoch(), head: j.head() })), {
-          concurrency: "unbounded"
-        })
+        yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => i),
+          (i) => Effect.suspend(() => j.append([entry(i)], { epoch: j.epoch(), head: j.head() })),
+          {
+            concurrency: "unbounded"
+          }
+        )
       })
     )
   )
@@ -93,7 +97,14 @@ check("session: fork, switch, lock, resume by replay", async () => {
       })
     )
   )
-  expect(JSON.stringify(texts) === JSON.stringify([["a", "c"], ["a", "b"]]), JSON.stringify(texts))
+  expect(
+    JSON.stringify(texts) ===
+      JSON.stringify([
+        ["a", "c"],
+        ["a", "b"]
+      ]),
+    JSON.stringify(texts)
+  )
   fs.rmSync(dir, { recursive: true })
 })
 

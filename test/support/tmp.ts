@@ -12,7 +12,10 @@ export const tempDir = (prefix = "keel-test-"): Effect.Effect<string, never, imp
 
 /** The only segment file of a journal folder (tests write less than one segment). */
 export const segmentFile = (dir: string): string => {
-  const names = fs.readdirSync(path.join(dir, "segments")).filter((n) => n.endsWith(".seg")).sort()
+  const names = fs
+    .readdirSync(path.join(dir, "segments"))
+    .filter((n) => n.endsWith(".seg"))
+    .sort()
   return path.join(dir, "segments", names[names.length - 1] as string)
 }
 
