@@ -128,6 +128,7 @@ export class FileStore implements Store {
     const writer = options.writer ?? true
     prepareFolder(dir, options.create ?? true, writer)
     const token = writer ? takeLock(dir, options.owner ?? "keel", options.takeover ?? false) : undefined
+    if (writer) removeCheckpointLeftovers(dir)
     try {
       dropUnfinishedSegment(dir, writer)
       if (writer && listSegments(dir).length === 0) createSegment(dir, 1)
@@ -302,9 +303,11 @@ export class FileStore implements Store {
       if (n === 0) throw new JournalCorrupt({ path: file, offset: location.offset, reason: "frame ends past the end of the file" })
       read += n
     }
+    // A frame read by its location is committed data: any mismatch is corruption, never a torn tail.
     const at = frameAt(bytes, 0)
     if (at.kind !== "frame" || at.length + frameHeaderBytes !== location.length) {
-      throw new JournalCorrupt({ path: file, offset: location.offset, reason: at.kind === "frame" ? "frame length changed" : at.reason })
+      const reason = at.kind === "frame" ? "frame length changed" : at.kind === "torn" ? "frame checksum or length mismatch" : at.reason
+      throw new JournalCorrupt({ path: file, offset: location.offset, reason })
     }
     return bytes.subarray(frameHeaderBytes)
   }
@@ -373,6 +376,11 @@ export class FileStore implements Store {
 }
 
 const nextTurn: (f: () => void) => void = typeof setImmediate === "function" ? (f) => setImmediate(f) : (f) => setTimeout(f, 0)
+
+/** A writer killed while saving a checkpoint leaves its temp file; the lock holder removes it. */
+function removeCheckpointLeftovers(dir: string): void {
+  for (const name of fs.readdirSync(dir)) if (/^checkpoint\.\d+\.tmp$/.test(name)) fs.rmSync(nodePath.join(dir, name), { force: true })
+}
 
 function prepareFolder(dir: string, create: boolean, writer: boolean): void {
   let stat: fs.Stats | undefined

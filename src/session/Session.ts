@@ -26,7 +26,7 @@
  */
 import { Clock, Effect, Schema, type Scope } from "effect"
 import type { Event } from "../Event.ts"
-import { assert } from "../internal/assert.ts"
+import { assert, InvariantViolation } from "../internal/assert.ts"
 import type { Batch } from "../journal/Codec.ts"
 import {
   type Fence,
@@ -108,6 +108,10 @@ interface SessionCheckpoint {
 }
 
 const isJson = Schema.is(Schema.Json)
+const isEvents = (x: unknown): x is ReadonlyArray<Event> => Array.isArray(x)
+
+/** A request the session refuses before writing anything. */
+type Refusal = SessionNotActive | InvalidRequest | UnknownEntry | UnknownBranch | BranchExists
 
 /** Folds recovered batches into a machine snapshot and tree; a batch the machine refuses is a forged or corrupt journal. */
 function replay(path: string, batches: ReadonlyArray<Batch>, state: { snapshot: SessionSnapshot; tree: Tree; id: string }): void {
@@ -116,7 +120,7 @@ function replay(path: string, batches: ReadonlyArray<Batch>, state: { snapshot: 
       const position = batch.position + k
       if (event._tag === "session.created") {
         state.id = event.sessionId
-        state.tree.apply(position, event)
+        applyRecorded(path, state.tree, position, event)
         continue
       }
       const next = step(state.snapshot, event)
@@ -128,8 +132,18 @@ function replay(path: string, batches: ReadonlyArray<Batch>, state: { snapshot: 
         })
       }
       state.snapshot = next
-      state.tree.apply(position, event)
+      applyRecorded(path, state.tree, position, event)
     }
+  }
+}
+
+/** Folds a record read from the journal: one the tree refuses (a forged or damaged journal) is a typed error, not a defect. */
+function applyRecorded(path: string, tree: Tree, position: number, event: Event): void {
+  try {
+    tree.apply(position, event)
+  } catch (e) {
+    if (e instanceof InvariantViolation) throw new JournalRecordInvalid({ path, offset: -1, reason: `record ${position} (${event._tag}): ${e.message}` })
+    throw e
   }
 }
 
@@ -165,32 +179,43 @@ export const open = (
     let sinceCheckpoint = 0
     const now = Clock.currentTimeMillis
 
-    /** Sequence + fold in one synchronous step, then wait for durability. */
-    const commit = (events: ReadonlyArray<Event>): Effect.Effect<number, StaleWriter | JournalAppendRejected | JournalIOError> =>
-      Effect.suspend(() => {
-        if (failed !== undefined) return Effect.fail(failed)
-        const first = fence.head + 1
-        const sequenced = journal.sequence(events, fence)
-        if (!("durable" in sequenced)) {
-          if (sequenced._tag !== "JournalAppendRejected") failed = sequenced
-          return Effect.fail(sequenced)
-        }
-        fence = sequenced.fence
-        for (const [k, event] of events.entries()) {
-          if (event._tag !== "session.created") {
-            const next = step(state.snapshot, event)
-            assert(next !== undefined, "ReplayDeterminismInv", `${event._tag} sequenced in state ${statusOf(state.snapshot)}`)
-            state.snapshot = next
+    /**
+     * Checks a request against the current state and sequences its events in
+     * one synchronous step, then waits for durability. Nothing may run between
+     * the check and the sequencing: a concurrent append on the same branch
+     * would otherwise make this one's parent stale (a record the fold refuses).
+     */
+    const commit = <R extends Refusal = never>(
+      build: (time: number) => ReadonlyArray<Event> | R
+    ): Effect.Effect<{ readonly id: number; readonly time: number }, R | StaleWriter | JournalAppendRejected | JournalIOError> =>
+      Effect.flatMap(now, (time) =>
+        Effect.suspend((): Effect.Effect<{ readonly id: number; readonly time: number }, R | StaleWriter | JournalAppendRejected | JournalIOError> => {
+          if (failed !== undefined) return Effect.fail(failed)
+          const events = build(time)
+          if (!isEvents(events)) return Effect.fail(events)
+          const first = fence.head + 1
+          const sequenced = journal.sequence(events, fence)
+          if (!("durable" in sequenced)) {
+            if (sequenced._tag !== "JournalAppendRejected") failed = sequenced
+            return Effect.fail(sequenced)
           }
-          state.tree.apply(first + k, event)
-        }
-        sinceCheckpoint += events.length
-        return sequenced.durable.pipe(
-          Effect.tapError((e) => Effect.sync(() => (failed ??= e))),
-          Effect.flatMap(() => (sinceCheckpoint >= Limits.checkpointIntervalRecords ? saveCheckpoint : Effect.void)),
-          Effect.as(first)
-        )
-      })
+          fence = sequenced.fence
+          for (const [k, event] of events.entries()) {
+            if (event._tag !== "session.created") {
+              const next = step(state.snapshot, event)
+              assert(next !== undefined, "ReplayDeterminismInv", `${event._tag} sequenced in state ${statusOf(state.snapshot)}`)
+              state.snapshot = next
+            }
+            state.tree.apply(first + k, event)
+          }
+          sinceCheckpoint += events.length
+          return sequenced.durable.pipe(
+            Effect.tapError((e) => Effect.sync(() => (failed ??= e))),
+            Effect.flatMap(() => (sinceCheckpoint >= Limits.checkpointIntervalRecords ? saveCheckpoint : Effect.void)),
+            Effect.as({ id: first, time })
+          )
+        })
+      )
 
     const saveCheckpoint: Effect.Effect<void, JournalIOError> = Effect.suspend(() => {
       sinceCheckpoint = 0
@@ -202,15 +227,16 @@ export const open = (
       return journal.checkpoint(data)
     })
 
-    const requireActive = (request: string): Effect.Effect<void, SessionNotActive> =>
+    /** Why the session cannot take `request` now, or undefined. */
+    const notActive = (request: string): SessionNotActive | undefined =>
       statusOf(state.snapshot) === "active" && writer
-        ? Effect.void
-        : Effect.fail(new SessionNotActive({ state: writer ? statusOf(state.snapshot) : "open read-only", request }))
+        ? undefined
+        : new SessionNotActive({ state: writer ? statusOf(state.snapshot) : "open read-only", request })
 
-    const name = (value: string, what: string, max: number): Effect.Effect<void, InvalidRequest> =>
+    const badName = (value: string, what: string, max: number): InvalidRequest | undefined =>
       value.length >= 1 && value.length <= max && !/[\u0000-\u001f]/.test(value)
-        ? Effect.void
-        : Effect.fail(new InvalidRequest({ reason: `${what} must be 1..${max} printable characters, got ${JSON.stringify(value).slice(0, 80)}` }))
+        ? undefined
+        : new InvalidRequest({ reason: `${what} must be 1..${max} printable characters, got ${JSON.stringify(value).slice(0, 80)}` })
 
     const unknownBranch = (branch: string) => new UnknownBranch({ branch, known: [...state.tree.branches.keys()] })
 
@@ -242,7 +268,7 @@ export const open = (
       }
       if (journal.head() === 0) {
         const id = options.sessionId ?? crypto.randomUUID()
-        yield* commit([{ _tag: "session.created", sessionId: id, time: yield* now }])
+        yield* commit<never>((time) => [{ _tag: "session.created", sessionId: id, time }])
         state.id = id
       }
       fence = yield* journal.acquireLease(options.owner ?? "keel", { takeover: options.takeover ?? false, time: yield* now })
@@ -268,53 +294,53 @@ export const open = (
       entry,
       path: (branch) => headOf(branch).pipe(Effect.flatMap((head) => readEntries(state.tree.pathTo(head)))),
       append: (type, payload) =>
-        Effect.gen(function* () {
-          yield* requireActive("append")
-          yield* name(type, "an entry type", Limits.entryTypeLengthMax)
-          if (!isJson(payload)) return yield* new InvalidRequest({ reason: "an entry payload must be JSON data" })
-          const time = yield* now
-          const parentId = state.tree.branches.get(state.tree.active) as number
-          const event: Event = { _tag: "entry.appended", branch: state.tree.active, parentId, type, time, payload }
-          const id = yield* commit([event])
-          return { id, parentId, type, at: time, payload, label: undefined }
-        }),
+        commit(
+          (time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest =>
+            notActive("append") ??
+            badName(type, "an entry type", Limits.entryTypeLengthMax) ??
+            (isJson(payload)
+              ? [{ _tag: "entry.appended", branch: state.tree.active, parentId: state.tree.branches.get(state.tree.active) as number, type, time, payload }]
+              : new InvalidRequest({ reason: "an entry payload must be JSON data" }))
+        ).pipe(Effect.map(({ id, time }): Entry => ({ id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined }))),
       fork: (at, branch) =>
-        Effect.gen(function* () {
-          yield* requireActive("fork")
-          yield* name(branch, "a branch name", Limits.branchNameLengthMax)
-          if (at !== 0 && !state.tree.isEntry(at)) return yield* new UnknownEntry({ entryId: at, head: state.tree.head })
-          if (state.tree.branches.has(branch)) return yield* new BranchExists({ branch })
-          if (state.tree.branches.size >= Limits.branchesMax) return yield* new InvalidRequest({ reason: `at most ${Limits.branchesMax} branches` })
-          yield* commit([{ _tag: "branch.forked", branch, from: at, time: yield* now }])
-        }),
+        commit(
+          (time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | UnknownEntry | BranchExists =>
+            notActive("fork") ??
+            badName(branch, "a branch name", Limits.branchNameLengthMax) ??
+            (at !== 0 && !state.tree.isEntry(at)
+              ? new UnknownEntry({ entryId: at, head: state.tree.head })
+              : state.tree.branches.has(branch)
+                ? new BranchExists({ branch })
+                : state.tree.branches.size >= Limits.branchesMax
+                  ? new InvalidRequest({ reason: `at most ${Limits.branchesMax} branches` })
+                  : [{ _tag: "branch.forked", branch, from: at, time }])
+        ).pipe(Effect.asVoid),
       switchTo: (branch) =>
-        Effect.gen(function* () {
-          yield* requireActive("switch branch")
-          if (!state.tree.branches.has(branch)) return yield* unknownBranch(branch)
-          yield* commit([{ _tag: "branch.switched", branch, time: yield* now }])
-        }),
+        commit(
+          (time): ReadonlyArray<Event> | SessionNotActive | UnknownBranch =>
+            notActive("switch branch") ?? (state.tree.branches.has(branch) ? [{ _tag: "branch.switched", branch, time }] : unknownBranch(branch))
+        ).pipe(Effect.asVoid),
       label: (id, label) =>
-        Effect.gen(function* () {
-          yield* requireActive("label")
-          if (!state.tree.isEntry(id)) return yield* new UnknownEntry({ entryId: id, head: state.tree.head })
-          if (label.length > Limits.labelLengthMax) return yield* new InvalidRequest({ reason: `a label has at most ${Limits.labelLengthMax} characters` })
-          yield* commit([{ _tag: "entry.labelled", entryId: id, label, time: yield* now }])
-        }),
-      suspend: Effect.gen(function* () {
-        yield* requireActive("suspend")
-        yield* commit([{ _tag: "session.suspended", time: yield* now }])
-        yield* saveCheckpoint.pipe(Effect.ignore)
-        yield* journal.releaseLease
-      }),
-      close: Effect.gen(function* () {
-        if (statusOf(state.snapshot) === "suspended" && writer) {
-          return yield* new SessionNotActive({ state: "suspended", request: "close (re-open it first)" })
-        }
-        yield* requireActive("close")
-        yield* commit([{ _tag: "session.closed", time: yield* now }])
-        yield* saveCheckpoint.pipe(Effect.ignore)
-        yield* journal.releaseLease
-      }),
+        commit(
+          (time): ReadonlyArray<Event> | SessionNotActive | UnknownEntry | InvalidRequest =>
+            notActive("label") ??
+            (!state.tree.isEntry(id)
+              ? new UnknownEntry({ entryId: id, head: state.tree.head })
+              : label.length > Limits.labelLengthMax
+                ? new InvalidRequest({ reason: `a label has at most ${Limits.labelLengthMax} characters` })
+                : [{ _tag: "entry.labelled", entryId: id, label, time }])
+        ).pipe(Effect.asVoid),
+      suspend: commit((time): ReadonlyArray<Event> | SessionNotActive => notActive("suspend") ?? [{ _tag: "session.suspended", time }]).pipe(
+        Effect.andThen(saveCheckpoint.pipe(Effect.ignore)),
+        Effect.andThen(journal.releaseLease)
+      ),
+      close: commit(
+        (time): ReadonlyArray<Event> | SessionNotActive =>
+          (statusOf(state.snapshot) === "suspended" && writer
+            ? new SessionNotActive({ state: "suspended", request: "close (re-open it first)" })
+            : undefined) ??
+          notActive("close") ?? [{ _tag: "session.closed", time }]
+      ).pipe(Effect.andThen(saveCheckpoint.pipe(Effect.ignore)), Effect.andThen(journal.releaseLease)),
       checkpoint: saveCheckpoint
     }
     return session

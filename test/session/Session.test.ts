@@ -1,7 +1,8 @@
 import * as fs from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Scheduler } from "effect"
 import { TestClock } from "effect/testing"
+import * as Journal from "../../src/journal/Journal.ts"
 import { MemoryStore } from "../../src/journal/MemoryStore.ts"
 import * as Session from "../../src/session/Session.ts"
 import { tempDir } from "../support/tmp.ts"
@@ -28,6 +29,46 @@ describe("Session", () => {
       assert.deepStrictEqual(texts(yield* s.path("main")), ["a", "b", "c"])
       assert.deepStrictEqual(texts(yield* s.path("early")), ["a"])
       assert.strictEqual(s.activeBranch(), "alt")
+    })
+  )
+
+  it.effect("concurrent appends and forks are checked and sequenced in one step (no stale parent, one winner per name)", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir()
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* Session.openFile(dir, { owner: "w" })
+          const entries = yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => i),
+            (i) => s.append("message", { text: String(i) }),
+            {
+              concurrency: "unbounded"
+            }
+          )
+          // Each entry's parent is the one sequenced just before it: one chain, nothing stale.
+          const ids = entries.map((e) => e.id).sort((a, b) => a - b)
+          for (let i = 1; i < ids.length; i++) assert.strictEqual(s.tree().parentOf(ids[i] as number), ids[i - 1])
+          const forks = yield* Effect.forEach([1, 2, 3], () => Effect.exit(s.fork(ids[0] as number, "same")), { concurrency: "unbounded" })
+          assert.strictEqual(forks.filter((e) => e._tag === "Success").length, 1)
+        }).pipe(Effect.provideService(Scheduler.MaxOpsBeforeYield, 3))
+      )
+      // And the journal replays.
+      const again = yield* Session.openFile(dir, { owner: "w2" })
+      assert.strictEqual((yield* again.path("main")).length, 20)
+    })
+  )
+
+  it.effect("a forged record the tree refuses is JournalRecordInvalid on open, not a defect", () =>
+    Effect.gen(function* () {
+      const store = new MemoryStore()
+      const journal = yield* Journal.openMemory(store)
+      yield* journal.append([{ _tag: "session.created", sessionId: "x", time: 0 }], { epoch: 0, head: 0 })
+      const fence = yield* journal.acquireLease("forger")
+      // An entry whose parent is not its branch's head.
+      yield* journal.append([{ _tag: "entry.appended", branch: "main", parentId: 77, type: "m", time: 0, payload: null }], fence)
+      const error = yield* Effect.flip(Session.openMemory(store, { writer: false }))
+      assert.strictEqual(error._tag, "JournalRecordInvalid")
+      assert.include(error.message, "record 3")
     })
   )
 
