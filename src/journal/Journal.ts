@@ -36,7 +36,7 @@ import {
   type JournalReadError,
   JournalRecordInvalid,
   JournalVersionUnsupported,
-  type SessionLocked,
+  SessionLocked,
   StaleWriter
 } from "./JournalError.ts"
 import { MemoryStore } from "./MemoryStore.ts"
@@ -320,11 +320,11 @@ function fromStore(
     })
 
   const acquireLease: JournalShape["acquireLease"] = (owner, options = {}) =>
-    Effect.suspend(() => {
-      store.lock(owner, options.takeover ?? false)
-      const time = options.time ?? 0
-      return append([{ _tag: "lease.acquired", epoch: epoch + 1, owner, time }], { epoch, head })
-    }).pipe(Effect.catchDefect((e) => (e instanceof Error && "_tag" in e && e._tag === "SessionLocked" ? Effect.fail(e as SessionLocked) : Effect.die(e))))
+    Effect.try({
+      try: () => store.lock(owner, options.takeover ?? false),
+      catch: (e) =>
+        e instanceof SessionLocked || e instanceof JournalIOError ? e : new JournalIOError({ path: store.path, operation: "lock", reason: String(e) })
+    }).pipe(Effect.andThen(Effect.suspend(() => append([{ _tag: "lease.acquired", epoch: epoch + 1, owner, time: options.time ?? 0 }], { epoch, head }))))
 
   const checkpoint = (data: unknown): Effect.Effect<void, JournalIOError> =>
     Effect.try({
