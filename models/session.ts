@@ -12,7 +12,8 @@
  * `null` meaning the action is disabled (its TLA+ guard is false). They never mutate their input.
  *
  * Gotcha: ids are positions in `log ++ buf` (1-based), over all record types, not a count of
- * entries. `StaleWrite` is enabled but changes nothing (a self-loop): it names the refusal.
+ * entries. `StaleWrite` is enabled but changes nothing (a self-loop): it names the refusal. The
+ * lifecycle status is never stored either: {@link status} folds it from the records.
  *
  * @example
  * const s1 = AcquireLease(Init(), { w: "w1" })
@@ -35,6 +36,11 @@ export type SessionRecord =
     }
   | { readonly type: "fork"; readonly branch: Branch; readonly at: number; readonly epoch: number }
   | { readonly type: "switch"; readonly branch: Branch; readonly epoch: number }
+  | { readonly type: "suspend"; readonly epoch: number }
+  | { readonly type: "close"; readonly epoch: number }
+
+/** Session.tla `Status(seq)`: the session lifecycle (the states of src/session/SessionMachine.ts). */
+export type Status = "open" | "active" | "suspended" | "closed"
 
 /** The TLA+ variables; see Session.tla for what each one means. */
 export interface SessionState {
@@ -79,8 +85,8 @@ export const None = "none"
 const main: Branch = "main"
 
 export const variables = ["log", "buf", "torn", "epoch", "holder", "wEpoch", "acked", "up"] as const
-export const actionNames = ["AcquireLease", "Append", "Fork", "Switch", "Flush", "StaleWrite", "Expire", "Crash", "Recover"] as const
-export const invariantNames = ["TypeInv", "TreeInv", "BranchHeadsInv", "SingleWriterInv", "NoLostUpdateInv", "PrefixRecoveryInv"] as const
+export const actionNames = ["AcquireLease", "Append", "Fork", "Switch", "Flush", "StaleWrite", "Expire", "Crash", "Recover", "Suspend", "Close"] as const
+export const invariantNames = ["TypeInv", "TreeInv", "BranchHeadsInv", "SingleWriterInv", "NoLostUpdateInv", "PrefixRecoveryInv", "LifecycleInv"] as const
 
 export type ActionName = (typeof actionNames)[number]
 export type InvariantName = (typeof invariantNames)[number]
@@ -96,6 +102,8 @@ export interface ActionArgs {
   Expire: Record<string, never>
   Crash: { readonly k: number; readonly torn: boolean }
   Recover: Record<string, never>
+  Suspend: { readonly w: Writer }
+  Close: { readonly w: Writer }
 }
 
 /** One enabled step: the action, its parameters and the successor state. */
@@ -134,6 +142,24 @@ export function active(records: readonly SessionRecord[]): Branch {
   }
   return main
 }
+
+/**
+ * Session.tla `Status(seq)`: the fold of the records through the lifecycle. "open" before any
+ * record; lease -> "active", suspend -> "suspended", close -> "closed"; entry, fork and switch
+ * records leave it unchanged.
+ */
+export function status(records: readonly SessionRecord[]): Status {
+  let st: Status = "open"
+  for (const r of records) {
+    if (r.type === "lease") st = "active"
+    else if (r.type === "suspend") st = "suspended"
+    else if (r.type === "close") st = "closed"
+  }
+  return st
+}
+
+/** Session.tla `ActiveOnly`: the record types an active session alone accepts. */
+const activeOnly: ReadonlySet<SessionRecord["type"]> = new Set(["entry", "fork", "switch", "suspend", "close"])
 
 /** Session.tla `Entries(seq)`: the ids of the entries. */
 export function entries(records: readonly SessionRecord[]): Set<number> {
@@ -176,6 +202,8 @@ function wellPlaced(records: readonly SessionRecord[], i: number): boolean {
     case "switch":
       return has(h, r.branch)
     case "lease":
+    case "suspend":
+    case "close":
       return true
   }
 }
@@ -188,6 +216,9 @@ const hasRoom = (s: SessionState, c: SessionConstants): boolean => s.log.length 
 
 /** Session.tla `CanWrite(w)`: open, w holds the lease, and w's epoch is the one in force. */
 const canWrite = (s: SessionState, w: Writer): boolean => s.up && s.holder === w && s.wEpoch[w] === s.epoch
+
+/** Session.tla `Status(log \o buf) = "active"`. */
+const isActive = (s: SessionState): boolean => status(journal(s)) === "active"
 
 /** The next record position (its id if it is an entry). */
 const nextId = (s: SessionState): number => s.log.length + s.buf.length + 1
@@ -210,14 +241,14 @@ export function Init(c: SessionConstants = MC): SessionState {
 }
 
 export function AcquireLease(s: SessionState, { w }: ActionArgs["AcquireLease"], c: SessionConstants = MC): SessionState | null {
-  if (!s.up || s.holder !== None || s.epoch >= c.maxEpoch || !hasRoom(s, c)) return null
+  if (!s.up || s.holder !== None || status(s.log) === "closed" || s.epoch >= c.maxEpoch || !hasRoom(s, c)) return null
   const epoch = s.epoch + 1
   const log: readonly SessionRecord[] = [...s.log, { type: "lease", epoch }]
   return { ...s, epoch, holder: w, wEpoch: { ...s.wEpoch, [w]: epoch }, log, acked: log }
 }
 
 export function Append(s: SessionState, { w, b }: ActionArgs["Append"], c: SessionConstants = MC): SessionState | null {
-  if (!canWrite(s, w) || !hasRoom(s, c)) return null
+  if (!canWrite(s, w) || !isActive(s) || !hasRoom(s, c)) return null
   const h = heads(journal(s))
   const parent = h[b]
   if (!has(h, b) || parent === undefined) return null
@@ -226,7 +257,7 @@ export function Append(s: SessionState, { w, b }: ActionArgs["Append"], c: Sessi
 }
 
 export function Fork(s: SessionState, { w, b, at }: ActionArgs["Fork"], c: SessionConstants = MC): SessionState | null {
-  if (!canWrite(s, w) || !hasRoom(s, c)) return null
+  if (!canWrite(s, w) || !isActive(s) || !hasRoom(s, c)) return null
   const j = journal(s)
   if (has(heads(j), b)) return null
   if (at !== 0 && !entries(j).has(at)) return null
@@ -234,7 +265,7 @@ export function Fork(s: SessionState, { w, b, at }: ActionArgs["Fork"], c: Sessi
 }
 
 export function Switch(s: SessionState, { w, b }: ActionArgs["Switch"], c: SessionConstants = MC): SessionState | null {
-  if (!canWrite(s, w) || !hasRoom(s, c)) return null
+  if (!canWrite(s, w) || !isActive(s) || !hasRoom(s, c)) return null
   if (!has(heads(journal(s)), b)) return null
   return { ...s, buf: [...s.buf, { type: "switch", branch: b, epoch: s.epoch }] }
 }
@@ -272,6 +303,24 @@ export function Crash(s: SessionState, { k, torn }: ActionArgs["Crash"]): Sessio
 export function Recover(s: SessionState, _args: ActionArgs["Recover"] = {}): SessionState | null {
   if (s.up) return null
   return { ...s, torn: false, up: true }
+}
+
+/**
+ * Session.tla `Suspend(w)` and `Close(w)`: once w's appends are durable (`buf` empty), the record
+ * is written and flushed alone, and w lets go of its lease cleanly (`wEpoch[w] = 0`: not stale).
+ */
+function endActivity(s: SessionState, w: Writer, type: "suspend" | "close", c: SessionConstants): SessionState | null {
+  if (!canWrite(s, w) || !isActive(s) || s.buf.length > 0 || !hasRoom(s, c)) return null
+  const log: readonly SessionRecord[] = [...s.log, { type, epoch: s.epoch }]
+  return { ...s, log, acked: log, holder: None, wEpoch: { ...s.wEpoch, [w]: 0 } }
+}
+
+export function Suspend(s: SessionState, { w }: ActionArgs["Suspend"], c: SessionConstants = MC): SessionState | null {
+  return endActivity(s, w, "suspend", c)
+}
+
+export function Close(s: SessionState, { w }: ActionArgs["Close"], c: SessionConstants = MC): SessionState | null {
+  return endActivity(s, w, "close", c)
 }
 
 /**
@@ -320,6 +369,14 @@ export function next(s: SessionState, c: SessionConstants = MC): Step[] {
   }
   const recovered = Recover(s)
   if (recovered) steps.push({ action: "Recover", args: {}, state: recovered })
+  for (const w of c.writers) {
+    const state = Suspend(s, { w }, c)
+    if (state) steps.push({ action: "Suspend", args: { w }, state })
+  }
+  for (const w of c.writers) {
+    const state = Close(s, { w }, c)
+    if (state) steps.push({ action: "Close", args: { w }, state })
+  }
   return steps
 }
 
@@ -346,6 +403,9 @@ function isRecord(r: unknown, c: SessionConstants): r is SessionRecord {
       return fields === "at,branch,epoch,type" && epochOk && branchOk && inRange(o.at, 0, c.maxRecords)
     case "switch":
       return fields === "branch,epoch,type" && epochOk && branchOk
+    case "suspend":
+    case "close":
+      return fields === "epoch,type" && epochOk
     default:
       return false
   }
@@ -403,13 +463,23 @@ export function PrefixRecoveryInv(s: SessionState): boolean {
   return (!s.up || !s.torn) && (s.up || (s.buf.length === 0 && s.holder === None)) && headsWellFormed(s.log)
 }
 
+export function LifecycleInv(s: SessionState): boolean {
+  const j = journal(s)
+  return (
+    j.every((r, i) => !activeOnly.has(r.type) || status(j.slice(0, i)) === "active") &&
+    j.every((r, i) => r.type !== "close" || i === j.length - 1) &&
+    (s.holder === None || status(j) === "active")
+  )
+}
+
 export const invariants: Readonly<Record<InvariantName, (s: SessionState, c?: SessionConstants) => boolean>> = {
   TypeInv,
   TreeInv,
   BranchHeadsInv,
   SingleWriterInv,
   NoLostUpdateInv,
-  PrefixRecoveryInv
+  PrefixRecoveryInv,
+  LifecycleInv
 }
 
 // ---------------------------------------------------------------------------------------------

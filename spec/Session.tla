@@ -23,6 +23,17 @@
 (*       copied, so a fork is O(1).                                        *)
 (*   [type |-> "switch", branch |-> b, epoch |-> e]                        *)
 (*       the active branch becomes b.                                      *)
+(*   [type |-> "suspend", epoch |-> e]                                     *)
+(*       the holder suspends the session and lets go of its lease.         *)
+(*   [type |-> "close",   epoch |-> e]                                     *)
+(*       the holder closes the session for good and lets go of its lease.  *)
+(*                                                                         *)
+(* Lifecycle: the session's status is a fold of its records (Status):      *)
+(* "open" until the first lease, then "active"; a suspend record makes it  *)
+(* "suspended" (a new lease makes it "active" again) and a close record    *)
+(* makes it "closed", which is final.  Content (entry, fork, switch) and   *)
+(* the suspend and close records themselves are written only while the     *)
+(* session is "active" (LifecycleInv).                                     *)
 (*                                                                         *)
 (* The module deliberately does not EXTEND Sequences: the action that      *)
 (* appends an entry is named Append (event entry.appended), which would    *)
@@ -37,7 +48,7 @@ EXTENDS Naturals, FiniteSets
 CONSTANTS
     Writers,     \* the processes that may write the session (model values)
     Branches,    \* the branch names that may ever exist; "main" exists from the start
-    MaxRecords,  \* bound on Len(log) + Len(buf): every record counts (lease, entry, fork, switch)
+    MaxRecords,  \* bound on Len(log) + Len(buf): every record counts (lease, entry, fork, switch, suspend, close)
     MaxEpoch     \* bound on the number of lease grants
 
 ASSUME /\ "main" \in Branches
@@ -102,13 +113,22 @@ LeaseRecord(e)          == [type |-> "lease", epoch |-> e]
 EntryRecord(i, p, b, e) == [type |-> "entry", id |-> i, parent |-> p, branch |-> b, epoch |-> e]
 ForkRecord(b, i, e)     == [type |-> "fork", branch |-> b, at |-> i, epoch |-> e]
 SwitchRecord(b, e)      == [type |-> "switch", branch |-> b, epoch |-> e]
+SuspendRecord(e)        == [type |-> "suspend", epoch |-> e]
+CloseRecord(e)          == [type |-> "close", epoch |-> e]
 
 LeaseRecords  == [type : {"lease"}, epoch : 1..MaxEpoch]
 EntryRecords  == [type : {"entry"}, id : 1..MaxRecords, parent : 0..MaxRecords,
                   branch : Branches, epoch : 1..MaxEpoch]
 ForkRecords   == [type : {"fork"}, branch : Branches, at : 0..MaxRecords, epoch : 1..MaxEpoch]
 SwitchRecords == [type : {"switch"}, branch : Branches, epoch : 1..MaxEpoch]
+SuspendRecords == [type : {"suspend"}, epoch : 1..MaxEpoch]
+CloseRecords  == [type : {"close"}, epoch : 1..MaxEpoch]
 Records       == LeaseRecords \cup EntryRecords \cup ForkRecords \cup SwitchRecords
+                 \cup SuspendRecords \cup CloseRecords
+
+\* The records that only an active session accepts: tree content, and the
+\* records that end the activity.
+ActiveOnly == {"entry", "fork", "switch", "suspend", "close"}
 
 (***************************************************************************)
 (* Derived state: a fold of a record sequence (the live state of a         *)
@@ -141,6 +161,20 @@ ActiveUpTo(seq, n) ==
     ELSE ActiveUpTo(seq, n - 1)
 
 Active(seq) == ActiveUpTo(seq, Len(seq))
+
+\* The lifecycle status after the first n records of seq: "open" before any
+\* lease; the last lease, suspend or close record decides it afterwards
+\* (lease -> "active", suspend -> "suspended", close -> "closed"); content
+\* records do not change it.
+RECURSIVE StatusUpTo(_, _)
+StatusUpTo(seq, n) ==
+    IF n = 0 THEN "open"
+    ELSE CASE seq[n].type = "lease"   -> "active"
+           [] seq[n].type = "suspend" -> "suspended"
+           [] seq[n].type = "close"   -> "closed"
+           [] OTHER                   -> StatusUpTo(seq, n - 1)
+
+Status(seq) == StatusUpTo(seq, Len(seq))
 
 \* The ids of the entries in seq.
 Entries(seq) == { seq[i].id : i \in { j \in 1..Len(seq) : seq[j].type = "entry" } }
@@ -201,10 +235,13 @@ Init ==
 
 \* w is granted the next epoch.  The lease record is written and flushed on
 \* its own (buf is empty while nobody holds the lease), so the new epoch is
-\* durable before w writes anything under it.
+\* durable before w writes anything under it.  A closed session never gets
+\* a writer again; an open, active (after Expire or Crash) or suspended one
+\* becomes active.
 AcquireLease(w) ==
     /\ up
     /\ holder = None
+    /\ Status(log) # "closed"
     /\ epoch < MaxEpoch
     /\ HasRoom
     /\ epoch' = epoch + 1
@@ -217,6 +254,7 @@ AcquireLease(w) ==
 \* w appends an entry to existing branch b; its parent is b's head.
 Append(w, b) ==
     /\ CanWrite(w)
+    /\ Status(log \o buf) = "active"
     /\ HasRoom
     /\ b \in DOMAIN Heads(log \o buf)
     /\ buf' = buf \o << EntryRecord(Len(log) + Len(buf) + 1, Heads(log \o buf)[b], b, epoch) >>
@@ -226,6 +264,7 @@ Append(w, b) ==
 \* an existing entry.  Nothing is copied.
 Fork(w, b, at) ==
     /\ CanWrite(w)
+    /\ Status(log \o buf) = "active"
     /\ HasRoom
     /\ b \notin DOMAIN Heads(log \o buf)
     /\ at \in {0} \cup Entries(log \o buf)
@@ -235,6 +274,7 @@ Fork(w, b, at) ==
 \* w makes the existing branch b the active one.
 Switch(w, b) ==
     /\ CanWrite(w)
+    /\ Status(log \o buf) = "active"
     /\ HasRoom
     /\ b \in DOMAIN Heads(log \o buf)
     /\ buf' = buf \o << SwitchRecord(b, epoch) >>
@@ -292,6 +332,33 @@ Recover ==
     /\ up' = TRUE
     /\ UNCHANGED <<log, buf, epoch, holder, wEpoch, acked>>
 
+\* w suspends the session: once its appends are durable (buf is empty), the
+\* suspend record is written and flushed on its own, and w lets go of its
+\* lease cleanly (wEpoch[w] = 0: w is not a stale writer, it holds nothing).
+Suspend(w) ==
+    /\ CanWrite(w)
+    /\ Status(log \o buf) = "active"
+    /\ buf = << >>
+    /\ HasRoom
+    /\ log' = log \o << SuspendRecord(epoch) >>
+    /\ acked' = log'
+    /\ holder' = None
+    /\ wEpoch' = [wEpoch EXCEPT ![w] = 0]
+    /\ UNCHANGED <<buf, torn, epoch, up>>
+
+\* w closes the session: as Suspend, with a close record.  Closed is final:
+\* AcquireLease is disabled from now on.
+Close(w) ==
+    /\ CanWrite(w)
+    /\ Status(log \o buf) = "active"
+    /\ buf = << >>
+    /\ HasRoom
+    /\ log' = log \o << CloseRecord(epoch) >>
+    /\ acked' = log'
+    /\ holder' = None
+    /\ wEpoch' = [wEpoch EXCEPT ![w] = 0]
+    /\ UNCHANGED <<buf, torn, epoch, up>>
+
 Next ==
     \/ \E w \in Writers : AcquireLease(w)
     \/ \E w \in Writers, b \in Branches : Append(w, b)
@@ -302,6 +369,8 @@ Next ==
     \/ Expire
     \/ Crash
     \/ Recover
+    \/ \E w \in Writers : Suspend(w)
+    \/ \E w \in Writers : Close(w)
 
 \* Weak fairness on Flush and Recover: an open journal does not keep
 \* records unacknowledged forever, and a crashed journal is reopened.
@@ -348,8 +417,8 @@ SingleWriterInv ==
     /\ epoch = LeaseEpochBefore(log, Len(log) + 1)
 
 \* No lost update: nothing acknowledged is ever lost, and no stale write was
-\* ever accepted: every non-lease record carries the epoch of the lease in
-\* force at its position.
+\* ever accepted: every non-lease record (entry, fork, switch, suspend,
+\* close) carries the epoch of the lease in force at its position.
 NoLostUpdateInv ==
     /\ IsPrefix(acked, log)
     /\ \A i \in 1..Len(log \o buf) :
@@ -363,6 +432,18 @@ PrefixRecoveryInv ==
     /\ up => ~torn
     /\ ~up => (buf = << >> /\ holder = None)
     /\ HeadsWellFormed(log)
+
+\* Lifecycle: every content, suspend or close record was written while the
+\* session was active (the fold of the records before it is "active");
+\* nothing follows a close record (closed is final); and a writer holds the
+\* lease only while the session is active.
+LifecycleInv ==
+    LET j == log \o buf
+    IN  /\ \A i \in 1..Len(j) :
+              j[i].type \in ActiveOnly => StatusUpTo(j, i - 1) = "active"
+        /\ \A i \in 1..Len(j) :
+              j[i].type = "close" => i = Len(j)
+        /\ holder # None => Status(j) = "active"
 
 -----------------------------------------------------------------------------
 (***************************************************************************)

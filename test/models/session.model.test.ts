@@ -12,6 +12,7 @@ import {
   Append,
   actionNames,
   active,
+  Close,
   Crash,
   canonical,
   Expire,
@@ -26,15 +27,18 @@ import {
   None,
   next,
   Recover,
+  type SessionConstants,
   type SessionRecord,
   type SessionState,
   StaleWrite,
-  Switch
+  Suspend,
+  Switch,
+  status
 } from "../../models/session.ts"
 
-const DISTINCT_STATES = 1893
+const DISTINCT_STATES = 2123
 /** Labelled transitions: one per (state, action, parameter binding), StaleWrite self-loops included. */
-const TRANSITIONS = 6344
+const TRANSITIONS = 6886
 /** TLC's convention: the initial state is at depth 1. */
 const DEPTH = 10
 /** Fail fast instead of hanging if a change makes the space explode. */
@@ -225,6 +229,66 @@ describe("Session model, scenarios", () => {
     expect(must(AcquireLease(recovered, { w: "w2" })).epoch).toBe(2)
   })
 
+  it("walks the lifecycle: open, active, suspended, active under another writer, closed for good", () => {
+    // lease, entry, suspend, lease, close: one record more than MC's MaxRecords = 4.
+    const c: SessionConstants = { ...MC, maxRecords: 5 }
+    let s = Init(c)
+    expect(status(s.log)).toBe("open")
+    expect(Append(s, { w: "w1", b: "main" }, c)).toBeNull() // nobody holds the lease
+    s = must(AcquireLease(s, { w: "w1" }, c))
+    expect(status(s.log)).toBe("active")
+    s = must(Append(s, { w: "w1", b: "main" }, c))
+    expect(Suspend(s, { w: "w1" }, c)).toBeNull() // its appends are not durable yet
+    expect(Close(s, { w: "w1" }, c)).toBeNull()
+    s = must(Flush(s))
+    expect(Suspend(s, { w: "w2" }, c)).toBeNull() // only the holder suspends
+    s = must(Suspend(s, { w: "w1" }, c))
+    expect(s.log.at(-1)).toEqual({ type: "suspend", epoch: 1 })
+    expect(s.acked).toEqual(s.log) // flushed alone, acknowledged
+    expect(s).toMatchObject({ buf: [], holder: None, epoch: 1, wEpoch: { w1: 0, w2: 0 } })
+    expect(status(s.log)).toBe("suspended")
+    expect(StaleWrite(s, { w: "w1" })).toBeNull() // let go cleanly: not a stale writer
+    expect(Append(s, { w: "w1", b: "main" }, c)).toBeNull()
+    expect(Expire(s)).toBeNull()
+    s = must(AcquireLease(s, { w: "w2" }, c))
+    expect(s).toMatchObject({ epoch: 2, holder: "w2", wEpoch: { w1: 0, w2: 2 } })
+    expect(status(s.log)).toBe("active")
+    s = must(Close(s, { w: "w2" }, c))
+    expect(s.log.map((r) => r.type)).toEqual(["lease", "entry", "suspend", "lease", "close"])
+    expect(s.log.at(-1)).toEqual({ type: "close", epoch: 2 })
+    expect(s).toMatchObject({ holder: None, wEpoch: { w1: 0, w2: 0 } })
+    expect(status(s.log)).toBe("closed")
+    // Closed is final: no writer ever again, even with room and epochs to spare.
+    const roomy: SessionConstants = { ...c, maxRecords: 10, maxEpoch: 5 }
+    expect(AcquireLease(s, { w: "w1" }, roomy)).toBeNull()
+    expect(AcquireLease(s, { w: "w2" }, roomy)).toBeNull()
+    expect(AcquireLease(must(Recover(must(Crash(s, { k: 0, torn: true })))), { w: "w1" }, roomy)).toBeNull()
+    expect(next(s, roomy).map((step) => step.action)).toEqual(["Crash", "Crash"])
+  })
+
+  it("closes straight from active, and a suspended session can be closed only by a new holder", () => {
+    let s = must(AcquireLease(Init(), { w: "w1" }))
+    expect(must(Close(s, { w: "w1" })).log.map((r) => r.type)).toEqual(["lease", "close"])
+    s = must(Suspend(s, { w: "w1" }))
+    expect(Close(s, { w: "w1" })).toBeNull() // no holder: acquire first
+    s = must(Close(must(AcquireLease(s, { w: "w1" })), { w: "w1" }))
+    expect(s.log).toEqual([
+      { type: "lease", epoch: 1 },
+      { type: "suspend", epoch: 1 },
+      { type: "lease", epoch: 2 },
+      { type: "close", epoch: 2 }
+    ])
+  })
+
+  it("does not let a stale writer suspend or close", () => {
+    let s = must(AcquireLease(Init(), { w: "w1" }))
+    s = must(Expire(s))
+    s = must(AcquireLease(s, { w: "w2" }))
+    expect(Suspend(s, { w: "w1" })).toBeNull()
+    expect(Close(s, { w: "w1" })).toBeNull()
+    expect(StaleWrite(must(Suspend(s, { w: "w2" })), { w: "w1" })).not.toBeNull() // w1 stays stale
+  })
+
   it("does not let a holder with buffered records expire (flush first)", () => {
     const s = must(Append(must(AcquireLease(Init(), { w: "w1" })), { w: "w1", b: "main" }))
     expect(Expire(s)).toBeNull()
@@ -237,6 +301,8 @@ describe("Session model, scenarios", () => {
 // ------------------------------------------------------------------------------------------------
 
 const lease = (epoch: number): SessionRecord => ({ type: "lease", epoch })
+const suspend = (epoch: number): SessionRecord => ({ type: "suspend", epoch })
+const close = (epoch: number): SessionRecord => ({ type: "close", epoch })
 const entry = (id: number, parent: number, branch: string, epoch = 1): SessionRecord => ({
   type: "entry",
   id,
@@ -270,6 +336,16 @@ const broken: ReadonlyArray<{ inv: InvariantName; why: string; state: SessionSta
     inv: "TypeInv",
     why: "more records than MaxRecords",
     state: { ...legal, buf: [entry(3, 2, "main"), entry(4, 3, "main"), entry(5, 4, "main")] }
+  },
+  {
+    inv: "TypeInv",
+    why: "close record with a branch",
+    state: { ...legal, buf: [], log: [lease(1), { ...close(1), branch: "main" } as unknown as SessionRecord], holder: None, wEpoch: { w1: 0, w2: 0 } }
+  },
+  {
+    inv: "TypeInv",
+    why: "suspend record without an epoch",
+    state: { ...legal, buf: [{ type: "suspend" } as unknown as SessionRecord] }
   },
   {
     inv: "TreeInv",
@@ -346,6 +422,19 @@ const broken: ReadonlyArray<{ inv: InvariantName; why: string; state: SessionSta
       wEpoch: { w1: 1, w2: 2 }
     }
   },
+  {
+    inv: "NoLostUpdateInv",
+    why: "a stale writer suspended the session after a takeover",
+    state: {
+      ...legal,
+      log: [lease(1), lease(2), suspend(1)],
+      acked: [lease(1), lease(2), suspend(1)],
+      buf: [],
+      epoch: 2,
+      holder: None,
+      wEpoch: { w1: 0, w2: 2 }
+    }
+  },
   { inv: "PrefixRecoveryInv", why: "torn tail while open", state: { ...legal, torn: true } },
   {
     inv: "PrefixRecoveryInv",
@@ -365,6 +454,70 @@ const broken: ReadonlyArray<{ inv: InvariantName; why: string; state: SessionSta
       log: [lease(1), { type: "switch", branch: "b1", epoch: 1 }],
       acked: [lease(1)],
       buf: []
+    }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "content after close",
+    state: {
+      ...legal,
+      log: [lease(1), entry(2, 0, "main"), close(1), entry(4, 2, "main")],
+      acked: [lease(1), entry(2, 0, "main"), close(1), entry(4, 2, "main")],
+      buf: [],
+      holder: None,
+      wEpoch: { w1: 0, w2: 0 }
+    }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "content while suspended",
+    state: {
+      ...legal,
+      log: [lease(1), suspend(1), entry(3, 0, "main")],
+      acked: [lease(1), suspend(1), entry(3, 0, "main")],
+      buf: [],
+      holder: None,
+      wEpoch: { w1: 0, w2: 0 }
+    }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "content before any lease (open)",
+    state: { ...legal, log: [entry(1, 0, "main")], acked: [entry(1, 0, "main")], buf: [], epoch: 0, holder: None, wEpoch: { w1: 0, w2: 0 } }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "a holder while closed",
+    state: { ...legal, log: [lease(1), close(1)], acked: [lease(1), close(1)], buf: [] }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "a holder while suspended",
+    state: { ...legal, log: [lease(1), suspend(1)], acked: [lease(1), suspend(1)], buf: [] }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "a closed session got a writer again",
+    state: {
+      ...legal,
+      log: [lease(1), close(1), lease(2)],
+      acked: [lease(1), close(1), lease(2)],
+      buf: [],
+      epoch: 2,
+      holder: "w2",
+      wEpoch: { w1: 0, w2: 2 }
+    }
+  },
+  {
+    inv: "LifecycleInv",
+    why: "a suspend record while suspended",
+    state: {
+      ...legal,
+      log: [lease(1), suspend(1), suspend(1)],
+      acked: [lease(1), suspend(1), suspend(1)],
+      buf: [],
+      holder: None,
+      wEpoch: { w1: 0, w2: 0 }
     }
   }
 ]

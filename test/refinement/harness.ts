@@ -17,6 +17,7 @@ import { canonical, None, type SessionRecord, type SessionState, type Writer } f
 import type { Event } from "../../src/Event.ts"
 import { encodeFrame, frameAt, frameHeaderBytes, headerBytes } from "../../src/journal/Codec.ts"
 import * as Journal from "../../src/journal/Journal.ts"
+import { initialSnapshot, statusOf, step } from "../../src/session/SessionMachine.ts"
 import { Tree } from "../../src/session/Tree.ts"
 
 interface Handle {
@@ -39,6 +40,10 @@ export function toModelRecord(c: Journal.Committed): SessionRecord | undefined {
       return { type: "fork", branch: e.branch, at: e.from, epoch: c.epoch }
     case "branch.switched":
       return { type: "switch", branch: e.branch, epoch: c.epoch }
+    case "session.suspended":
+      return { type: "suspend", epoch: c.epoch }
+    case "session.closed":
+      return { type: "close", epoch: c.epoch }
     default:
       return undefined
   }
@@ -48,7 +53,7 @@ export class Impl {
   readonly dir: string
   private readonly handles = new Map<Writer, Handle>()
   /** Sequenced, not yet acknowledged: the durability Effect and the model record of each (the model's buf). */
-  private pending: Array<{ durable: Effect.Effect<Journal.Fence, unknown>; record: SessionRecord; position: number }> = []
+  private pending: Array<{ durable: Effect.Effect<Journal.Fence, unknown>; record: SessionRecord; position: number; event: Event }> = []
   private acked: Array<SessionRecord> = []
   private expired = false
   private up = true
@@ -153,7 +158,7 @@ export class Impl {
     handle.tree.apply(sequenced.fence.head, event)
     const record = toModelRecord({ position: sequenced.fence.head, epoch: sequenced.fence.epoch, event })
     if (record === undefined) throw new Error(`${event._tag} has no model record`)
-    this.pending.push({ durable: sequenced.durable, record, position: sequenced.fence.head })
+    this.pending.push({ durable: sequenced.durable, record, position: sequenced.fence.head, event })
   }
 
   Append(w: Writer, b: string): void {
@@ -188,6 +193,42 @@ export class Impl {
     const error = exit.cause.toString()
     if (!error.includes("StaleWriter")) throw new Error(`stale write failed with ${error}, not StaleWriter`)
     if (!fs.readFileSync(this.segment()).equals(before)) throw new Error("a stale writer changed the file")
+  }
+
+  /** The holder writes `session.suspended` (durably, alone) and lets go of the lease: what `Session.suspend` does. */
+  async Suspend(w: Writer): Promise<void> {
+    await this.release(w, { _tag: "session.suspended", time: 0 })
+  }
+
+  /** The holder writes `session.closed` and lets go: what `Session.close` does. */
+  async Close(w: Writer): Promise<void> {
+    await this.release(w, { _tag: "session.closed", time: 0 })
+  }
+
+  private async release(w: Writer, event: Event): Promise<void> {
+    const handle = this.handles.get(w)
+    if (handle === undefined) throw new Error(`${w} has no handle`)
+    const j = handle.journal
+    await run(j.append([event], { epoch: j.epoch(), head: j.head() }))
+    await run(j.releaseLease)
+    await this.drop(w)
+    this.acked = (await this.onDisk()).records
+  }
+
+  /** The lifecycle state the Session machine folds from the records on disk and in flight; undefined if it refuses one. */
+  async machineStatus(): Promise<string | undefined> {
+    const dir = this.dir
+    const committed = await run(Effect.scoped(Effect.flatMap(Journal.openFile(dir, { writer: false }), (reader) => reader.read(1))))
+    let snapshot = initialSnapshot()
+    const events: Array<Event> = committed.map((c) => c.event)
+    // Positions are 1-based and contiguous: a pending batch past the file's end is still queued in memory.
+    for (const p of this.pending) if (p.position > committed.length) events.push(p.event)
+    for (const event of events) {
+      const next = step(snapshot, event)
+      if (next === undefined) return undefined
+      snapshot = next
+    }
+    return statusOf(snapshot)
   }
 
   Expire(): void {

@@ -18,6 +18,7 @@ import {
   AcquireLease,
   type ActionName,
   Append,
+  Close,
   Crash,
   canonical,
   Expire,
@@ -31,7 +32,9 @@ import {
   type SessionState,
   StaleWrite,
   type Step,
-  Switch
+  Suspend,
+  Switch,
+  status
 } from "../../models/session.ts"
 import { Impl } from "./harness.ts"
 
@@ -46,9 +49,11 @@ interface Model {
   state: SessionState
 }
 
-async function expectRefines(model: Model, impl: Impl, after: string): Promise<void> {
-  const abstract = await impl.abstract(C.writers)
-  expect(canonical(abstract), `after ${after}`).toBe(canonical(model.state))
+/** The refinement mapping equals the model state, and the Session machine's fold agrees with the spec's Status. */
+async function expectRefines(model: SessionState, impl: Impl, writers: ReadonlyArray<string>, after: string): Promise<void> {
+  const abstract = await impl.abstract(writers)
+  expect(canonical(abstract), `after ${after}`).toBe(canonical(model))
+  expect(await impl.machineStatus(), `machine status after ${after}`).toBe(status([...model.log, ...model.buf]))
 }
 
 /** One command per spec action; `check` is the model's guard, so only enabled actions run. */
@@ -70,7 +75,7 @@ class ActionCommand implements fc.AsyncCommand<Model, Impl> {
     await this.drive(impl)
     ran.set(this.name.replace(/\(.*/, ""), (ran.get(this.name.replace(/\(.*/, "")) ?? 0) + 1)
     m.state = nextState
-    await expectRefines(m, impl, this.name)
+    await expectRefines(m.state, impl, C.writers, this.name)
   }
   toString(): string {
     return this.name
@@ -83,7 +88,7 @@ class SecondWriterCommand implements fc.AsyncCommand<Model, Impl> {
   }
   async run(m: Model, impl: Impl): Promise<void> {
     await impl.SecondWriter()
-    await expectRefines(m, impl, "SecondWriter (refused)")
+    await expectRefines(m.state, impl, C.writers, "SecondWriter (refused)")
   }
   toString(): string {
     return "SecondWriter"
@@ -169,6 +174,22 @@ const commands = [
       (i) => i.Recover()
     )
   ),
+  writer.map(
+    (w) =>
+      new ActionCommand(
+        `Suspend(${w})`,
+        (s) => Suspend(s, { w }, C),
+        (i) => i.Suspend(w)
+      )
+  ),
+  writer.map(
+    (w) =>
+      new ActionCommand(
+        `Close(${w})`,
+        (s) => Close(s, { w }, C),
+        (i) => i.Close(w)
+      )
+  ),
   fc.constant(new SecondWriterCommand())
 ]
 
@@ -193,6 +214,10 @@ async function take(impl: Impl, step: Step): Promise<void> {
       return impl.Crash(step.args.k, step.args.torn)
     case "Recover":
       return impl.Recover()
+    case "Suspend":
+      return impl.Suspend(step.args.w)
+    case "Close":
+      return impl.Close(step.args.w)
   }
 }
 
@@ -278,7 +303,7 @@ describe("Session journal refines spec/Session.tla", () => {
       { seed, numRuns: 300 }
     )
     console.log(`actions run: ${[...ran].map(([a, n]) => `${a} ${n}`).join(", ")}`)
-    for (const action of ["AcquireLease", "Append", "Fork", "Switch", "Flush", "StaleWrite", "Expire", "Crash", "Recover"]) {
+    for (const action of ["AcquireLease", "Append", "Fork", "Switch", "Flush", "StaleWrite", "Expire", "Crash", "Recover", "Suspend", "Close"]) {
       expect(ran.get(action) ?? 0, action).toBeGreaterThan(0)
     }
   }, 300_000)
@@ -296,15 +321,14 @@ describe("Session journal refines spec/Session.tla", () => {
           model.state = step.state
           taken.add(step.action)
           steps++
-          const abstract = await impl.abstract(MC.writers)
-          expect(canonical(abstract), `${step.action} ${canonical(step.args)} in walk ${walks.indexOf(walk)}`).toBe(canonical(model.state))
+          await expectRefines(model.state, impl, MC.writers, `${step.action} ${canonical(step.args)} in walk ${walks.indexOf(walk)}`)
         }
       } finally {
         await impl.dispose()
       }
     }
     console.log(`edge coverage: ${edges} edges in ${walks.length} walks, ${steps} steps`)
-    expect(edges).toBe(6344)
-    expect(taken.size).toBe(9)
+    expect(edges).toBe(6886)
+    expect(taken.size).toBe(11)
   }, 600_000)
 })
