@@ -21,7 +21,5 @@ export const Limits = {
   /** Branches in one session. */
   branchesMax: 100_000,
   /** Records appended between two checkpoints of the session index. */
-  checkpointIntervalRecords: 4096,
-  /** Entries in one session (positions fit a float64 exactly far beyond this). */
-  entriesMax: 2 ** 40
+  checkpointIntervalRecords: 4096
 } as const

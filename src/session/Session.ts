@@ -362,6 +362,12 @@ export const openFile = (
     return session
   })
 
+/**
+ * Resumes the session in `dir` after a clean stop or a crash: the same as
+ * `openFile` (recovery is replay), named for what a caller means.
+ */
+export const resume = openFile
+
 /** A session in memory (tests); pass the same MemoryStore again to "reopen" it by replay. */
 export const openMemory = (
   store?: MemoryStore,

@@ -164,7 +164,7 @@ describe("Session", () => {
           return { branches: s.branches(), active: s.activeBranch(), id: s.id }
         })
       )
-      const s = yield* Session.openFile(dir, { owner: "two" })
+      const s = yield* Session.resume(dir, { owner: "two" })
       assert.deepStrictEqual(s.branches(), before.branches)
       assert.strictEqual(s.activeBranch(), before.active)
       assert.strictEqual(s.id, before.id)
