@@ -261,6 +261,29 @@ describe("Journal (file)", () => {
     })
   )
 
+  it.effect("damage under a checkpoint: found on read, or on open with verify", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir()
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const j = yield* Journal.openFile(dir, { owner: "t" })
+          let fence = yield* j.acquireLease("t")
+          for (let i = 0; i < 5; i++) fence = yield* j.append([entry(i)], fence)
+          yield* j.checkpoint(null)
+        })
+      )
+      const file = segmentFile(dir)
+      const bytes = fs.readFileSync(file)
+      bytes[80] = (bytes[80] as number) ^ 0x01
+      fs.writeFileSync(file, bytes)
+      const j = yield* reopen(dir, { writer: false })
+      const onRead = yield* Effect.flip(j.read(1))
+      assert.strictEqual(onRead._tag, "JournalCorrupt")
+      const onOpen = yield* Effect.flip(reopen(dir, { writer: false, verify: true }))
+      assert.strictEqual(onOpen._tag, "JournalCorrupt")
+    })
+  )
+
   it.effect("a checkpoint in an older segment, then more segments: reopening reads only the rest, and agrees", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir()
