@@ -20,6 +20,12 @@ export const Limits = {
   entryTypeLengthMax: 64,
   /** Branches in one session. */
   branchesMax: 100_000,
+  /** A tool call's time budget may not exceed this (a tool without an end is a stalled agent). */
+  toolTimeoutMsMax: 15 * 60 * 1000,
+  /** Attempts of one tool call, the first included. */
+  retryAttemptsMax: 10,
+  /** Characters of a call id (it is part of the idempotency key sent to external APIs). */
+  callIdLengthMax: 128,
   /** Records appended between two checkpoints of the session index. */
   checkpointIntervalRecords: 4096
 } as const
