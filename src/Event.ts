@@ -54,6 +54,82 @@ export const SessionSuspended = Schema.TaggedStruct("session.suspended", { time:
 /** Close: the session is finished; nothing is appended after this. */
 export const SessionClosed = Schema.TaggedStruct("session.closed", { time: Time })
 
-export const Event = Schema.Union([SessionCreated, LeaseAcquired, EntryAppended, BranchForked, BranchSwitched, EntryLabelled, SessionSuspended, SessionClosed])
+const CallId = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(Limits.callIdLengthMax))
+const Attempt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(Limits.retryAttemptsMax))
+
+/** Propose: the model asked for a call; recorded with the assistant entry that asked (same batch). */
+export const ToolCallProposed = Schema.TaggedStruct("tool.call.proposed", {
+  callId: CallId,
+  entryId: Position,
+  tool: Schema.String,
+  input: Schema.Json,
+  time: Time
+})
+/** Start (and Retry, Rerun): the WAL record; the effect may run only once this is durable. */
+export const ToolCallStarted = Schema.TaggedStruct("tool.call.started", {
+  callId: CallId,
+  key: Schema.String.check(Schema.isMinLength(1)),
+  attempt: Attempt,
+  time: Time
+})
+/** Succeed (and Reconcile when the effect ran): the encoded output the model will see. */
+export const ToolCallSucceeded = Schema.TaggedStruct("tool.call.succeeded", {
+  callId: CallId,
+  attempt: Attempt,
+  output: Schema.Json,
+  reconciled: Schema.Boolean,
+  time: Time
+})
+/**
+ * Fail, Reject (before any start: attempt 0), Reconcile (effect did not run)
+ * and CloseUnknown (reason "unknown": the outcome of an unsafe call was lost).
+ */
+export const ToolCallFailed = Schema.TaggedStruct("tool.call.failed", {
+  callId: CallId,
+  attempt: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(Limits.retryAttemptsMax)),
+  reason: Schema.Literals(["error", "invalidInput", "invalidOutput", "unknownTool", "defect", "unknown"]),
+  message: Schema.String,
+  retryable: Schema.Boolean,
+  time: Time
+})
+/** Cancel: the call was interrupted; its effect may or may not have happened. */
+export const ToolCallCancelled = Schema.TaggedStruct("tool.call.cancelled", {
+  callId: CallId,
+  attempt: Attempt,
+  time: Time
+})
+/** TimeOut: the call ran past its budget and was interrupted. */
+export const ToolCallTimedOut = Schema.TaggedStruct("tool.call.timedOut", {
+  callId: CallId,
+  attempt: Attempt,
+  time: Time
+})
+/** Compensate: a succeeded compensatable call was undone (saga). */
+export const ToolCallCompensated = Schema.TaggedStruct("tool.call.compensated", {
+  callId: CallId,
+  time: Time
+})
+
+export const Event = Schema.Union([
+  SessionCreated,
+  LeaseAcquired,
+  EntryAppended,
+  BranchForked,
+  BranchSwitched,
+  EntryLabelled,
+  SessionSuspended,
+  SessionClosed,
+  ToolCallProposed,
+  ToolCallStarted,
+  ToolCallSucceeded,
+  ToolCallFailed,
+  ToolCallCancelled,
+  ToolCallTimedOut,
+  ToolCallCompensated
+])
 export type Event = typeof Event.Type
 export type EventTag = Event["_tag"]
+
+/** The events of one tool call's lifecycle (folded by the ToolCall machine). */
+export type ToolCallEvent = Extract<Event, { readonly callId: string }>
+export const isToolCallEvent = (event: Event): event is ToolCallEvent => "callId" in event

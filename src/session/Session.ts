@@ -25,7 +25,7 @@
  *   yield* session.switchTo("idea")
  */
 import { Clock, Effect, Schema, type Scope } from "effect"
-import type { Event } from "../Event.ts"
+import { type Event, isToolCallEvent, type ToolCallEvent } from "../Event.ts"
 import { assert, InvariantViolation } from "../internal/assert.ts"
 import type { Batch } from "../journal/Codec.ts"
 import {
@@ -46,7 +46,9 @@ import {
 } from "../journal/JournalError.ts"
 import type { MemoryStore } from "../journal/MemoryStore.ts"
 import { Limits } from "../Limits.ts"
-import { BranchExists, InvalidRequest, SessionNotActive, UnknownBranch, UnknownEntry } from "./SessionError.ts"
+import { terminalStates } from "../toolcall/ToolCallMachine.ts"
+import { type Call, ToolCalls, type ToolCallsData } from "../toolcall/ToolCalls.ts"
+import { BranchExists, InvalidRequest, SessionNotActive, ToolCallRefused, UnknownBranch, UnknownEntry } from "./SessionError.ts"
 import { initialSnapshot, type SessionSnapshot, type SessionStatus, sessionMachine, statusOf, step } from "./SessionMachine.ts"
 import { Tree, type TreeData } from "./Tree.ts"
 
@@ -60,6 +62,11 @@ export interface Entry {
   readonly at: number
   readonly payload: Schema.Json
   readonly label: string | undefined
+}
+
+/** An entry with the tool calls it proposed, as assembled for a model. */
+export interface ContextEntry extends Entry {
+  readonly calls: ReadonlyArray<Call>
 }
 
 export interface SessionOptions extends OpenOptions {
@@ -92,6 +99,25 @@ export interface Session {
   readonly fork: (at: number, name: string) => Effect.Effect<void, WriteError | UnknownEntry | BranchExists>
   readonly switchTo: (name: string) => Effect.Effect<void, WriteError | UnknownBranch>
   readonly label: (id: number, label: string) => Effect.Effect<void, WriteError | UnknownEntry>
+  /**
+   * Appends an entry (the assistant turn) and the tool calls it proposes in
+   * one atomic batch: a crash keeps both or neither.
+   */
+  readonly propose: (
+    type: string,
+    payload: Schema.Json,
+    calls: ReadonlyArray<{ readonly callId: string; readonly tool: string; readonly input: Schema.Json }>
+  ) => Effect.Effect<{ readonly entry: Entry; readonly calls: ReadonlyArray<Call> }, WriteError | ToolCallRefused>
+  /** Journals one event of a call's lifecycle if the call's machine accepts it now; the event's position. */
+  readonly recordCall: (build: (time: number) => ToolCallEvent) => Effect.Effect<number, WriteError | ToolCallRefused>
+  /** The session's tool calls (read-only). */
+  readonly calls: () => Pick<ToolCalls, "get" | "ofEntry" | "all" | "unresolved">
+  /**
+   * What a model is given: the entries root → head of `branch`, each with the
+   * calls it proposed and their outcomes. Asserts PairingInv: a call without
+   * an outcome here is a bug (recovery resolves in-doubt calls first).
+   */
+  readonly context: (branch?: string) => Effect.Effect<ReadonlyArray<ContextEntry>, ReadError>
   /** Writes `session.suspended` and lets go of the lease (what closing a scope does). */
   readonly suspend: Effect.Effect<void, WriteError>
   /** Writes `session.closed`: the session is finished for good. */
@@ -105,53 +131,59 @@ interface SessionCheckpoint {
   readonly id: string
   readonly machine: { readonly value: SessionStatus; readonly epoch: number }
   readonly tree: TreeData
+  readonly calls: ToolCallsData
+}
+
+/** The live state: the fold of the journal through the Session machine, the Tree and the ToolCall machines. */
+interface State {
+  snapshot: SessionSnapshot
+  readonly tree: Tree
+  readonly calls: ToolCalls
+  id: string
 }
 
 const isJson = Schema.is(Schema.Json)
 const isEvents = (x: unknown): x is ReadonlyArray<Event> => Array.isArray(x)
 
 /** A request the session refuses before writing anything. */
-type Refusal = SessionNotActive | InvalidRequest | UnknownEntry | UnknownBranch | BranchExists
+type Refusal = SessionNotActive | InvalidRequest | UnknownEntry | UnknownBranch | BranchExists | ToolCallRefused
 
-/** Folds recovered batches into a machine snapshot and tree; a batch the machine refuses is a forged or corrupt journal. */
-function replay(path: string, batches: ReadonlyArray<Batch>, state: { snapshot: SessionSnapshot; tree: Tree; id: string }): void {
+/**
+ * Folds one event at `position`. Every fold asserts its invariants: a refused
+ * event is an InvariantViolation (a bug when we wrote it, a forged or damaged
+ * journal when we read it; `replay` turns the latter into a typed error).
+ */
+function fold(state: State, position: number, event: Event): void {
+  if (event._tag === "session.created") state.id = event.sessionId
+  else {
+    const next = step(state.snapshot, event)
+    assert(next !== undefined, "LifecycleInv", `${event._tag} is not allowed in lifecycle state ${statusOf(state.snapshot)}`)
+    state.snapshot = next
+  }
+  if (isToolCallEvent(event)) state.calls.apply(event, (id) => state.tree.isEntry(id))
+  state.tree.apply(position, event)
+}
+
+/** Folds recovered batches; a record the folds refuse is a forged or corrupt journal: JournalRecordInvalid. */
+function replay(path: string, batches: ReadonlyArray<Batch>, state: State): void {
   for (const batch of batches) {
     for (const [k, event] of batch.events.entries()) {
       const position = batch.position + k
-      if (event._tag === "session.created") {
-        state.id = event.sessionId
-        applyRecorded(path, state.tree, position, event)
-        continue
+      try {
+        fold(state, position, event)
+      } catch (e) {
+        if (e instanceof InvariantViolation) throw new JournalRecordInvalid({ path, offset: -1, reason: `record ${position} (${event._tag}): ${e.message}` })
+        throw e
       }
-      const next = step(state.snapshot, event)
-      if (next === undefined) {
-        throw new JournalRecordInvalid({
-          path,
-          offset: -1,
-          reason: `record ${position} (${event._tag}) is not allowed in lifecycle state ${statusOf(state.snapshot)}`
-        })
-      }
-      state.snapshot = next
-      applyRecorded(path, state.tree, position, event)
     }
   }
 }
 
-/** Folds a record read from the journal: one the tree refuses (a forged or damaged journal) is a typed error, not a defect. */
-function applyRecorded(path: string, tree: Tree, position: number, event: Event): void {
-  try {
-    tree.apply(position, event)
-  } catch (e) {
-    if (e instanceof InvariantViolation) throw new JournalRecordInvalid({ path, offset: -1, reason: `record ${position} (${event._tag}): ${e.message}` })
-    throw e
-  }
-}
-
-function restore(checkpoint: unknown): { snapshot: SessionSnapshot; tree: Tree; id: string } | undefined {
+function restore(checkpoint: unknown): State | undefined {
   const data = checkpoint as SessionCheckpoint | undefined
-  if (data === undefined || typeof data !== "object" || data.machine === undefined) return undefined
+  if (data === undefined || typeof data !== "object" || data.machine === undefined || data.calls === undefined) return undefined
   const snapshot = sessionMachine.resolveState({ value: data.machine.value, context: { epoch: data.machine.epoch } })
-  return { snapshot, tree: new Tree(data.tree), id: data.id }
+  return { snapshot, tree: new Tree(data.tree), calls: new ToolCalls(data.calls), id: data.id }
 }
 
 /**
@@ -165,7 +197,7 @@ export const open = (
   Effect.gen(function* () {
     const writer = options.writer ?? true
     const recovered = restore(journal.recovery.checkpoint?.data)
-    const state = recovered ?? { snapshot: initialSnapshot(), tree: new Tree(), id: "" }
+    const state: State = recovered ?? { snapshot: initialSnapshot(), tree: new Tree(), calls: new ToolCalls(), id: "" }
     yield* Effect.try({
       try: () => replay(journal.path, journal.recovery.tail, state),
       catch: (e) => {
@@ -200,14 +232,8 @@ export const open = (
             return Effect.fail(sequenced)
           }
           fence = sequenced.fence
-          for (const [k, event] of events.entries()) {
-            if (event._tag !== "session.created") {
-              const next = step(state.snapshot, event)
-              assert(next !== undefined, "ReplayDeterminismInv", `${event._tag} sequenced in state ${statusOf(state.snapshot)}`)
-              state.snapshot = next
-            }
-            state.tree.apply(first + k, event)
-          }
+          // The builder checked these events against this very state: a refusal here is a bug.
+          for (const [k, event] of events.entries()) fold(state, first + k, event)
           sinceCheckpoint += events.length
           return sequenced.durable.pipe(
             Effect.tapError((e) => Effect.sync(() => (failed ??= e))),
@@ -222,7 +248,8 @@ export const open = (
       const data: SessionCheckpoint = {
         id: state.id,
         machine: { value: statusOf(state.snapshot), epoch: state.snapshot.context.epoch },
-        tree: state.tree.toJSON()
+        tree: state.tree.toJSON(),
+        calls: state.calls.toJSON()
       }
       return journal.checkpoint(data)
     })
@@ -272,11 +299,10 @@ export const open = (
         state.id = id
       }
       fence = yield* journal.acquireLease(options.owner ?? "keel", { takeover: options.takeover ?? false, time: yield* now })
-      replay(
-        journal.path,
-        [{ position: fence.head, epoch: fence.epoch, events: [{ _tag: "lease.acquired", epoch: fence.epoch, owner: options.owner ?? "keel", time: 0 }] }],
-        state
-      )
+      fold(state, fence.head, { _tag: "lease.acquired", epoch: fence.epoch, owner: options.owner ?? "keel", time: 0 })
+      // A writer opens after a crash or a clean stop: no effect of an earlier process is running any
+      // more, so a call still `started` is in doubt until recovery resolves it (never re-run blindly).
+      state.calls.recover()
     }
 
     const session: Session = {
@@ -330,6 +356,54 @@ export const open = (
                 ? new InvalidRequest({ reason: `a label has at most ${Limits.labelLengthMax} characters` })
                 : [{ _tag: "entry.labelled", entryId: id, label, time }])
         ).pipe(Effect.asVoid),
+      propose: (type, payload, calls) =>
+        commit((time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | ToolCallRefused => {
+          const refused = notActive("propose") ?? badName(type, "an entry type", Limits.entryTypeLengthMax)
+          if (refused !== undefined) return refused
+          if (!isJson(payload)) return new InvalidRequest({ reason: "an entry payload must be JSON data" })
+          const entryId = fence.head + 1
+          const seen = new Set<string>()
+          const events: Array<Event> = [
+            { _tag: "entry.appended", branch: state.tree.active, parentId: state.tree.branches.get(state.tree.active) as number, type, time, payload }
+          ]
+          for (const call of calls) {
+            const event: ToolCallEvent = { _tag: "tool.call.proposed", callId: call.callId, entryId, tool: call.tool, input: call.input, time }
+            // The entry is in the same batch, so it counts as existing for this check.
+            const why = seen.has(call.callId) ? `call ${call.callId} is proposed twice` : state.calls.refusal(event, (id) => id === entryId)
+            if (why !== undefined) return new ToolCallRefused({ callId: call.callId, reason: why })
+            seen.add(call.callId)
+            events.push(event)
+          }
+          return events
+        }).pipe(
+          Effect.map(({ id, time }) => ({
+            entry: { id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined },
+            calls: state.calls.ofEntry(id)
+          }))
+        ),
+      recordCall: (build) =>
+        commit((time): ReadonlyArray<Event> | SessionNotActive | ToolCallRefused => {
+          const refused = notActive("record a tool call")
+          if (refused !== undefined) return refused
+          const event = build(time)
+          const why =
+            event._tag === "tool.call.proposed" ? "propose calls with their entry (propose)" : state.calls.refusal(event, (id) => state.tree.isEntry(id))
+          return why === undefined ? [event] : new ToolCallRefused({ callId: event.callId, reason: why })
+        }).pipe(Effect.map(({ id }) => id)),
+      calls: () => state.calls,
+      context: (branch) =>
+        headOf(branch).pipe(
+          Effect.flatMap((head) => readEntries(state.tree.pathTo(head))),
+          Effect.map((entries) =>
+            entries.map((entry): ContextEntry => {
+              const calls = state.calls.ofEntry(entry.id)
+              for (const call of calls) {
+                assert(terminalStates.has(call.state), "PairingInv", `entry ${entry.id} is handed to a model with call ${call.callId} in state ${call.state}`)
+              }
+              return { ...entry, calls }
+            })
+          )
+        ),
       suspend: commit((time): ReadonlyArray<Event> | SessionNotActive => notActive("suspend") ?? [{ _tag: "session.suspended", time }]).pipe(
         Effect.andThen(saveCheckpoint.pipe(Effect.ignore)),
         Effect.andThen(journal.releaseLease)

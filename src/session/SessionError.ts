@@ -45,3 +45,13 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
     return this.reason
   }
 }
+
+/** A tool-call event the call's lifecycle does not allow now (a duplicate id, an outcome for a call never started, …). */
+export class ToolCallRefused extends Schema.TaggedError<ToolCallRefused>()("ToolCallRefused", {
+  callId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return this.reason
+  }
+}

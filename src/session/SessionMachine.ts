@@ -43,6 +43,13 @@ export const sessionMachine = setup({
         "branch.forked": { target: "active" },
         "branch.switched": { target: "active" },
         "entry.labelled": { target: "active" },
+        "tool.call.proposed": { target: "active" },
+        "tool.call.started": { target: "active" },
+        "tool.call.succeeded": { target: "active" },
+        "tool.call.failed": { target: "active" },
+        "tool.call.cancelled": { target: "active" },
+        "tool.call.timedOut": { target: "active" },
+        "tool.call.compensated": { target: "active" },
         "session.suspended": { target: "suspended" },
         "session.closed": { target: "closed" }
       }

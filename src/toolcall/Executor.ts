@@ -1,0 +1,260 @@
+/**
+ * The executor: runs tool calls as transactions (design §2, §5).
+ *
+ * For every attempt: journal `tool.call.started {callId, key, attempt}` and
+ * wait until it is durable (WalInv), only then run the tool's Effect with its
+ * timeout and an AbortSignal, then journal exactly one outcome (PairingInv).
+ * Retries follow the tool's policy with a jittered, capped exponential
+ * `Schedule`, only for retryable failures and only for readOnly/idempotent
+ * tools; every attempt carries the same idempotency key (KeyStableInv).
+ *
+ * A tool's failure, timeout, defect, bad input or bad output is an outcome
+ * the model sees, never an exception. Interrupting a run (cancel, Ctrl-C)
+ * journals `tool.call.cancelled` for every call in flight before the
+ * interruption completes. The executor fails only when the journal does
+ * (`WriteError`): then the session is fail-stop and recovery takes over.
+ *
+ * @example
+ *   const { calls } = yield* session.propose("assistant", { text: "…" }, [{ callId: "c1", tool: "add", input: { a: 1, b: 2 } }])
+ *   const done = yield* Executor.runCalls(session, Executor.registry([add]), calls.map((c) => c.callId))
+ */
+import { Cause, Duration, Effect, Exit, Schedule } from "effect"
+import type { ToolCallEvent } from "../Event.ts"
+import { assert } from "../internal/assert.ts"
+import type { Session, WriteError } from "../session/Session.ts"
+import type { ToolCallRefused } from "../session/SessionError.ts"
+import * as Tool from "./Tool.ts"
+import type { Call } from "./ToolCalls.ts"
+
+export type ExecutorError = WriteError | ToolCallRefused
+
+/** The tools a session may call, by name. */
+export interface Registry {
+  readonly get: (name: string) => Tool.AnyTool | undefined
+}
+
+export function registry(tools: ReadonlyArray<Tool.AnyTool>): Registry {
+  const byName = new Map<string, Tool.AnyTool>()
+  for (const tool of tools) {
+    if (byName.has(tool.name)) throw new Tool.InvalidToolDefinition(`two tools are named ${tool.name}`)
+    byName.set(tool.name, tool)
+  }
+  return { get: (name) => byName.get(name) }
+}
+
+export interface RunOptions {
+  /** Calls running at once (default 8). */
+  readonly concurrency?: number
+}
+
+/** Runs the proposed calls concurrently (bounded); one failing or cancelled call never loses the others' results. */
+export const runCalls = (
+  session: Session,
+  tools: Registry,
+  callIds: ReadonlyArray<string>,
+  options: RunOptions = {}
+): Effect.Effect<ReadonlyArray<Call>, ExecutorError> =>
+  Effect.forEach(callIds, (callId) => runCall(session, tools, callId), { concurrency: options.concurrency ?? 8 })
+
+/** Runs one proposed call to its outcome. */
+export const runCall = (session: Session, tools: Registry, callId: string): Effect.Effect<Call, ExecutorError> =>
+  Effect.gen(function* () {
+    const call = current(session, callId)
+    assert(call.state === "proposed", "PairingInv", `runCall(${callId}) in state ${call.state}`)
+    const tool = tools.get(call.tool)
+    if (tool === undefined) return yield* reject(session, call, "unknownTool", `there is no tool named ${JSON.stringify(call.tool)}`)
+    const input = yield* Effect.exit(Tool.decodeInput(tool, call.input))
+    if (Exit.isFailure(input)) {
+      const error = Cause.findErrorOption(input.cause)
+      return yield* reject(session, call, "invalidInput", error._tag === "Some" ? error.value.message : "invalid input")
+    }
+    return yield* attempts(session, tool, call, input.value)
+  })
+
+/**
+ * Resolves a call found in doubt after a crash (design §3): readOnly and
+ * idempotent tools run again with the same key; compensatable and unsafe
+ * tools are reconciled when the tool can ask the world, and otherwise closed
+ * as failed with reason "unknown". An unsafe tool is never re-run.
+ */
+export const resolveInDoubt = (session: Session, tools: Registry, callId: string): Effect.Effect<Call, ExecutorError> =>
+  Effect.gen(function* () {
+    const call = current(session, callId)
+    assert(call.state === "inDoubt", "PairingInv", `resolveInDoubt(${callId}) in state ${call.state}`)
+    const tool = tools.get(call.tool)
+    const input = tool === undefined ? undefined : yield* Effect.option(Tool.decodeInput(tool, call.input))
+    if (tool === undefined || input === undefined || input._tag === "None") {
+      return yield* closeUnknown(session, call, `outcome unknown: the process stopped during the call, and its tool ${call.tool} cannot be run again here`)
+    }
+    if (tool.semantics === "readOnly" || tool.semantics === "idempotent") return yield* attempts(session, tool, call, input.value)
+    if (tool.reconcile === undefined) {
+      return yield* closeUnknown(
+        session,
+        call,
+        `outcome unknown: the process stopped during this ${tool.semantics} call; it was not run again (it could act twice) and the tool cannot reconcile`
+      )
+    }
+    const reconciled = yield* tool
+      .reconcile(input.value, context(session, call, call.attempt, new AbortController().signal))
+      .pipe(Effect.timeout(Duration.millis(tool.timeoutMs)), Effect.exit)
+    if (Exit.isFailure(reconciled))
+      return yield* closeUnknown(session, call, `outcome unknown: reconcile failed: ${Cause.pretty(reconciled.cause).slice(0, 500)}`)
+    if (!reconciled.value.executed) {
+      yield* session.recordCall((time) => ({
+        _tag: "tool.call.failed",
+        callId,
+        attempt: call.attempt,
+        reason: "error",
+        message: "the call did not take effect (reconciled after a crash)",
+        retryable: false,
+        time
+      }))
+      return current(session, callId)
+    }
+    const output = yield* Effect.exit(Tool.encodeOutput(tool, reconciled.value.output))
+    yield* session.recordCall((time) =>
+      Exit.isSuccess(output)
+        ? { _tag: "tool.call.succeeded", callId, attempt: call.attempt, output: output.value, reconciled: true, time }
+        : { _tag: "tool.call.failed", callId, attempt: call.attempt, reason: "invalidOutput", message: outputMessage(output.cause), retryable: false, time }
+    )
+    return current(session, callId)
+  })
+
+/** Resolves every call that has no outcome: proposed ones run, in-doubt ones are resolved. Run before the next model turn. */
+export const recover = (session: Session, tools: Registry, options: RunOptions = {}): Effect.Effect<ReadonlyArray<Call>, ExecutorError> =>
+  Effect.forEach(
+    session.calls().unresolved(),
+    (call) =>
+      call.state === "inDoubt"
+        ? resolveInDoubt(session, tools, call.callId)
+        : call.state === "proposed"
+          ? runCall(session, tools, call.callId)
+          : Effect.succeed(call),
+    { concurrency: options.concurrency ?? 8 }
+  )
+
+// ------------------------------------------------------------------------------------------------
+
+/** Signals Effect.retry that an attempt failed in a way the tool's policy retries. */
+class RetryableFailure {
+  readonly _tag = "RetryableFailure"
+}
+
+const current = (session: Session, callId: string): Call => {
+  const call = session.calls().get(callId)
+  assert(call !== undefined, "PairingInv", `no call ${callId}`)
+  return call
+}
+
+const context = (session: Session, call: Call, attempt: number, signal: AbortSignal): Tool.ToolContext => ({
+  callId: call.callId,
+  idempotencyKey: Tool.idempotencyKey(session.id, call.callId),
+  attempt,
+  signal
+})
+
+/** Jittered exponential backoff, capped; the number of retries is bounded by `times` at the call site. */
+const backoff = (policy: Tool.RetryPolicy) =>
+  Schedule.exponential(Duration.millis(Math.max(1, policy.baseMs))).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(policy.capMs))))
+  )
+
+/** Attempts after `call.attempt`, as many as the tool's retry policy allows, each through the WAL. */
+function attempts<I, O>(session: Session, tool: Tool.Tool<I, O>, call: Call, input: I): Effect.Effect<Call, ExecutorError> {
+  const retries = tool.semantics === "readOnly" || tool.semantics === "idempotent" ? tool.retry.attemptsMax - 1 : 0
+  let attempt = call.attempt
+  const once = Effect.suspend(() => {
+    attempt += 1
+    return attemptOnce(session, tool, call, input, attempt)
+  })
+  return once.pipe(
+    Effect.retry({ schedule: backoff(tool.retry), times: retries, while: (e) => e instanceof RetryableFailure }),
+    Effect.catchIf(
+      (e): e is RetryableFailure => e instanceof RetryableFailure,
+      () => Effect.succeed(current(session, call.callId))
+    )
+  )
+}
+
+/**
+ * One attempt: `started` durable, then the effect, then one outcome. The
+ * journal writes are uninterruptible, so an interruption between them still
+ * ends with `tool.call.cancelled` on disk.
+ */
+function attemptOnce<I, O>(
+  session: Session,
+  tool: Tool.Tool<I, O>,
+  call: Call,
+  input: I,
+  attempt: number
+): Effect.Effect<Call, ExecutorError | RetryableFailure> {
+  const callId = call.callId
+  const key = Tool.idempotencyKey(session.id, callId)
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      yield* session.recordCall((time) => ({ _tag: "tool.call.started", callId, key, attempt, time }))
+      const controller = new AbortController()
+      const run = tool.run(input, context(session, call, attempt, controller.signal)).pipe(
+        Effect.timeout(Duration.millis(tool.timeoutMs)),
+        Effect.onInterrupt(() => Effect.sync(() => controller.abort()))
+      )
+      const exit = yield* Effect.exit(restore(run))
+      const outcome = yield* classify(tool, exit)
+      yield* session.recordCall((time) => outcome(callId, attempt, time))
+      const after = current(session, callId)
+      if (after.state === "failed" && after.outcome?.kind === "failed" && after.outcome.retryable) return yield* Effect.fail(new RetryableFailure())
+      return after
+    })
+  )
+}
+
+type OutcomeEvent = (callId: string, attempt: number, time: number) => ToolCallEvent
+
+/** Turns the attempt's exit into the one outcome event to journal. */
+function classify<I, O>(tool: Tool.Tool<I, O>, exit: Exit.Exit<O, Tool.ToolFailure | Cause.TimeoutError>): Effect.Effect<OutcomeEvent> {
+  return Effect.gen(function* () {
+    if (Exit.isSuccess(exit)) {
+      const output = yield* Effect.exit(Tool.encodeOutput(tool, exit.value))
+      return Exit.isSuccess(output)
+        ? (callId, attempt, time) => ({ _tag: "tool.call.succeeded", callId, attempt, output: output.value, reconciled: false, time })
+        : (callId, attempt, time) => ({
+            _tag: "tool.call.failed",
+            callId,
+            attempt,
+            reason: "invalidOutput",
+            message: outputMessage(output.cause),
+            retryable: false,
+            time
+          })
+    }
+    const error = Cause.findErrorOption(exit.cause)
+    if (error._tag === "Some") {
+      const e = error.value
+      if (Cause.isTimeoutError(e)) return (callId, attempt, time) => ({ _tag: "tool.call.timedOut", callId, attempt, time })
+      return (callId, attempt, time) => ({ _tag: "tool.call.failed", callId, attempt, reason: "error", message: e.message, retryable: e.retryable, time })
+    }
+    if (Cause.hasDies(exit.cause)) {
+      const message = `the tool failed unexpectedly: ${Cause.pretty(exit.cause).slice(0, 1000)}`
+      return (callId, attempt, time) => ({ _tag: "tool.call.failed", callId, attempt, reason: "defect", message, retryable: false, time })
+    }
+    return (callId, attempt, time) => ({ _tag: "tool.call.cancelled", callId, attempt, time })
+  })
+}
+
+function outputMessage(cause: Cause.Cause<Tool.ToolOutputInvalid>): string {
+  const error = Cause.findErrorOption(cause)
+  return error._tag === "Some" ? error.value.message : "the output does not fit the tool's output Schema"
+}
+
+function reject(session: Session, call: Call, reason: "unknownTool" | "invalidInput", message: string): Effect.Effect<Call, ExecutorError> {
+  return session
+    .recordCall((time) => ({ _tag: "tool.call.failed", callId: call.callId, attempt: 0, reason, message, retryable: false, time }))
+    .pipe(Effect.map(() => current(session, call.callId)))
+}
+
+function closeUnknown(session: Session, call: Call, message: string): Effect.Effect<Call, ExecutorError> {
+  return session
+    .recordCall((time) => ({ _tag: "tool.call.failed", callId: call.callId, attempt: call.attempt, reason: "unknown", message, retryable: false, time }))
+    .pipe(Effect.map(() => current(session, call.callId)))
+}
