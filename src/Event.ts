@@ -63,6 +63,8 @@ export const ToolCallProposed = Schema.TaggedStruct("tool.call.proposed", {
   entryId: Position,
   tool: Schema.String,
   input: Schema.Json,
+  /** Part of its entry's atomic group (a saga): all succeed, or the succeeded ones are compensated. */
+  atomic: Schema.Boolean,
   time: Time
 })
 /** Start (and Retry, Rerun): the WAL record; the effect may run only once this is durable. */

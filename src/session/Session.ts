@@ -106,7 +106,8 @@ export interface Session {
   readonly propose: (
     type: string,
     payload: Schema.Json,
-    calls: ReadonlyArray<{ readonly callId: string; readonly tool: string; readonly input: Schema.Json }>
+    calls: ReadonlyArray<{ readonly callId: string; readonly tool: string; readonly input: Schema.Json }>,
+    options?: { readonly atomic?: boolean }
   ) => Effect.Effect<{ readonly entry: Entry; readonly calls: ReadonlyArray<Call> }, WriteError | ToolCallRefused>
   /** Journals one event of a call's lifecycle if the call's machine accepts it now; the event's position. */
   readonly recordCall: (build: (time: number) => ToolCallEvent) => Effect.Effect<number, WriteError | ToolCallRefused>
@@ -356,7 +357,7 @@ export const open = (
                 ? new InvalidRequest({ reason: `a label has at most ${Limits.labelLengthMax} characters` })
                 : [{ _tag: "entry.labelled", entryId: id, label, time }])
         ).pipe(Effect.asVoid),
-      propose: (type, payload, calls) =>
+      propose: (type, payload, calls, options = {}) =>
         commit((time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | ToolCallRefused => {
           const refused = notActive("propose") ?? badName(type, "an entry type", Limits.entryTypeLengthMax)
           if (refused !== undefined) return refused
@@ -367,7 +368,15 @@ export const open = (
             { _tag: "entry.appended", branch: state.tree.active, parentId: state.tree.branches.get(state.tree.active) as number, type, time, payload }
           ]
           for (const call of calls) {
-            const event: ToolCallEvent = { _tag: "tool.call.proposed", callId: call.callId, entryId, tool: call.tool, input: call.input, time }
+            const event: ToolCallEvent = {
+              _tag: "tool.call.proposed",
+              callId: call.callId,
+              entryId,
+              tool: call.tool,
+              input: call.input,
+              atomic: options.atomic ?? false,
+              time
+            }
             // The entry is in the same batch, so it counts as existing for this check.
             const why = seen.has(call.callId) ? `call ${call.callId} is proposed twice` : state.calls.refusal(event, (id) => id === entryId)
             if (why !== undefined) return new ToolCallRefused({ callId: call.callId, reason: why })

@@ -120,19 +120,6 @@ export const resolveInDoubt = (session: Session, tools: Registry, callId: string
     return current(session, callId)
   })
 
-/** Resolves every call that has no outcome: proposed ones run, in-doubt ones are resolved. Run before the next model turn. */
-export const recover = (session: Session, tools: Registry, options: RunOptions = {}): Effect.Effect<ReadonlyArray<Call>, ExecutorError> =>
-  Effect.forEach(
-    session.calls().unresolved(),
-    (call) =>
-      call.state === "inDoubt"
-        ? resolveInDoubt(session, tools, call.callId)
-        : call.state === "proposed"
-          ? runCall(session, tools, call.callId)
-          : Effect.succeed(call),
-    { concurrency: options.concurrency ?? 8 }
-  )
-
 // ------------------------------------------------------------------------------------------------
 
 /** Signals Effect.retry that an attempt failed in a way the tool's policy retries. */
@@ -140,13 +127,13 @@ class RetryableFailure {
   readonly _tag = "RetryableFailure"
 }
 
-const current = (session: Session, callId: string): Call => {
+export const current = (session: Session, callId: string): Call => {
   const call = session.calls().get(callId)
   assert(call !== undefined, "PairingInv", `no call ${callId}`)
   return call
 }
 
-const context = (session: Session, call: Call, attempt: number, signal: AbortSignal): Tool.ToolContext => ({
+export const context = (session: Session, call: Call, attempt: number, signal: AbortSignal): Tool.ToolContext => ({
   callId: call.callId,
   idempotencyKey: Tool.idempotencyKey(session.id, call.callId),
   attempt,
@@ -247,7 +234,7 @@ function outputMessage(cause: Cause.Cause<Tool.ToolOutputInvalid>): string {
   return error._tag === "Some" ? error.value.message : "the output does not fit the tool's output Schema"
 }
 
-function reject(session: Session, call: Call, reason: "unknownTool" | "invalidInput", message: string): Effect.Effect<Call, ExecutorError> {
+export function reject(session: Session, call: Call, reason: "unknownTool" | "invalidInput" | "error", message: string): Effect.Effect<Call, ExecutorError> {
   return session
     .recordCall((time) => ({ _tag: "tool.call.failed", callId: call.callId, attempt: 0, reason, message, retryable: false, time }))
     .pipe(Effect.map(() => current(session, call.callId)))

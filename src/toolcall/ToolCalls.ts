@@ -32,6 +32,7 @@ export interface Call {
   readonly entryId: number
   readonly tool: string
   readonly input: Schema.Json
+  readonly atomic: boolean
   readonly state: ToolCallState
   readonly attempt: number
   readonly key: string
@@ -44,6 +45,7 @@ interface Stored {
   readonly entryId: number
   readonly tool: string
   readonly input: Schema.Json
+  readonly atomic: boolean
   snapshot: ToolCallSnapshot
   outcome: Outcome | undefined
 }
@@ -54,6 +56,7 @@ export interface ToolCallsData {
     readonly entryId: number
     readonly tool: string
     readonly input: Schema.Json
+    readonly atomic: boolean
     readonly value: ToolCallState
     readonly context: ToolCallSnapshot["context"]
     readonly outcome: Outcome | null
@@ -82,7 +85,7 @@ export class ToolCalls {
   constructor(data?: ToolCallsData) {
     for (const c of data?.calls ?? []) {
       const snapshot = toolCallMachine.resolveState({ value: c.value, context: c.context })
-      this.store({ callId: c.callId, entryId: c.entryId, tool: c.tool, input: c.input, snapshot, outcome: c.outcome ?? undefined })
+      this.store({ callId: c.callId, entryId: c.entryId, tool: c.tool, input: c.input, atomic: c.atomic, snapshot, outcome: c.outcome ?? undefined })
     }
   }
 
@@ -119,6 +122,7 @@ export class ToolCalls {
         entryId: event.entryId,
         tool: event.tool,
         input: event.input,
+        atomic: event.atomic,
         snapshot: initialCall(event.callId),
         outcome: undefined
       })
@@ -168,6 +172,7 @@ export class ToolCalls {
         entryId: c.entryId,
         tool: c.tool,
         input: c.input,
+        atomic: c.atomic,
         value: callStateOf(c.snapshot),
         context: c.snapshot.context,
         outcome: c.outcome ?? null
@@ -182,6 +187,7 @@ function view(call: Stored): Call {
     entryId: call.entryId,
     tool: call.tool,
     input: call.input,
+    atomic: call.atomic,
     state: callStateOf(call.snapshot),
     attempt: call.snapshot.context.attempt,
     key: call.snapshot.context.key,

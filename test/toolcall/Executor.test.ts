@@ -6,6 +6,7 @@ import * as Journal from "../../src/journal/Journal.ts"
 import { MemoryStore } from "../../src/journal/MemoryStore.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Executor from "../../src/toolcall/Executor.ts"
+import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
 import { tempDir } from "../support/tmp.ts"
 
@@ -284,7 +285,7 @@ describe("Executor", () => {
       // Nothing is handed to a model before recovery.
       const early = yield* Effect.exit(s.context())
       assert.isTrue(early._tag === "Failure")
-      yield* Executor.recover(s, tools)
+      yield* Recovery.recover(s, tools)
       const byId = (id: string) => s.calls().get(id)
       assert.deepStrictEqual([byId("i")?.state, byId("i")?.attempt], ["succeeded", 2])
       const unsafeOutcome = byId("u")?.outcome
