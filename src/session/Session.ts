@@ -24,7 +24,7 @@
  *   yield* session.fork(first.id, "idea")
  *   yield* session.switchTo("idea")
  */
-import { Clock, Effect, Schema, type Scope } from "effect"
+import { Clock, Effect, Option, Schema, type Scope } from "effect"
 import { type Event, isToolCallEvent, type ToolCallEvent } from "../Event.ts"
 import { assert, InvariantViolation } from "../internal/assert.ts"
 import type { Batch } from "../journal/Codec.ts"
@@ -46,8 +46,9 @@ import {
 } from "../journal/JournalError.ts"
 import type { MemoryStore } from "../journal/MemoryStore.ts"
 import { Limits } from "../Limits.ts"
-import { terminalStates } from "../toolcall/ToolCallMachine.ts"
+import { actionOf, type ToolCallState, terminalStates } from "../toolcall/ToolCallMachine.ts"
 import { type Call, ToolCalls, type ToolCallsData } from "../toolcall/ToolCalls.ts"
+import { Trace, type TraceShape } from "../trace/Trace.ts"
 import { BranchExists, InvalidRequest, SessionNotActive, ToolCallRefused, UnknownBranch, UnknownEntry } from "./SessionError.ts"
 import { initialSnapshot, type SessionSnapshot, type SessionStatus, sessionMachine, statusOf, step } from "./SessionMachine.ts"
 import { Tree, type TreeData } from "./Tree.ts"
@@ -180,6 +181,14 @@ function replay(path: string, batches: ReadonlyArray<Batch>, state: State): void
   }
 }
 
+/** Emits the ToolCall spec's action for a journaled tool-call event (trace validation). */
+function traceCall(tracer: TraceShape, prior: ToolCallState | undefined, event: ToolCallEvent): void {
+  const args: { [key: string]: Schema.Json } = { call: event.callId }
+  if ("attempt" in event) args.attempt = event.attempt
+  if (event._tag === "tool.call.failed") args.retryable = event.retryable
+  tracer.emit({ spec: "ToolCall", action: actionOf(prior, event), args })
+}
+
 function restore(checkpoint: unknown): State | undefined {
   const data = checkpoint as SessionCheckpoint | undefined
   if (data === undefined || typeof data !== "object" || data.machine === undefined || data.calls === undefined) return undefined
@@ -207,6 +216,7 @@ export const open = (
       }
     })
     assert(state.tree.head === journal.head(), "ReplayDeterminismInv", `replayed ${state.tree.head} records of ${journal.head()}`)
+    const tracer = Option.getOrUndefined(yield* Effect.serviceOption(Trace))
     let fence: Fence = { epoch: journal.epoch(), head: journal.head() }
     let failed: StaleWriter | JournalIOError | undefined
     let sinceCheckpoint = 0
@@ -234,7 +244,10 @@ export const open = (
           }
           fence = sequenced.fence
           // The builder checked these events against this very state: a refusal here is a bug.
-          for (const [k, event] of events.entries()) fold(state, first + k, event)
+          for (const [k, event] of events.entries()) {
+            if (tracer !== undefined && isToolCallEvent(event)) traceCall(tracer, state.calls.get(event.callId)?.state, event)
+            fold(state, first + k, event)
+          }
           sinceCheckpoint += events.length
           return sequenced.durable.pipe(
             Effect.tapError((e) => Effect.sync(() => (failed ??= e))),
@@ -303,7 +316,8 @@ export const open = (
       fold(state, fence.head, { _tag: "lease.acquired", epoch: fence.epoch, owner: options.owner ?? "keel", time: 0 })
       // A writer opens after a crash or a clean stop: no effect of an earlier process is running any
       // more, so a call still `started` is in doubt until recovery resolves it (never re-run blindly).
-      state.calls.recover()
+      const inDoubt = state.calls.recover()
+      tracer?.emit({ spec: "ToolCall", action: "Recover", args: { inDoubt } })
     }
 
     const session: Session = {

@@ -18,11 +18,12 @@
  *   const { calls } = yield* session.propose("assistant", { text: "…" }, [{ callId: "c1", tool: "add", input: { a: 1, b: 2 } }])
  *   const done = yield* Executor.runCalls(session, Executor.registry([add]), calls.map((c) => c.callId))
  */
-import { Cause, Duration, Effect, Exit, Schedule } from "effect"
+import { Cause, Duration, Effect, Exit, Option, Schedule } from "effect"
 import type { ToolCallEvent } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
 import type { Session, WriteError } from "../session/Session.ts"
 import type { ToolCallRefused } from "../session/SessionError.ts"
+import { Trace } from "../trace/Trace.ts"
 import * as Tool from "./Tool.ts"
 import type { Call } from "./ToolCalls.ts"
 
@@ -182,6 +183,9 @@ function attemptOnce<I, O>(
     Effect.gen(function* () {
       yield* session.recordCall((time) => ({ _tag: "tool.call.started", callId, key, attempt, time }))
       const controller = new AbortController()
+      // The external effect may happen from here on (spec: Execute).
+      const tracer = yield* Effect.serviceOption(Trace)
+      if (Option.isSome(tracer)) tracer.value.emit({ spec: "ToolCall", action: "Execute", args: { call: callId, attempt } })
       const run = tool.run(input, context(session, call, attempt, controller.signal)).pipe(
         Effect.timeout(Duration.millis(tool.timeoutMs)),
         Effect.onInterrupt(() => Effect.sync(() => controller.abort()))

@@ -102,3 +102,30 @@ export function stepCall(snapshot: ToolCallSnapshot, event: ToolCallMachineEvent
 }
 
 export const callStateOf = (snapshot: ToolCallSnapshot): ToolCallState => snapshot.value as ToolCallState
+
+/**
+ * The spec/ToolCall.tla action a journaled event is, given the call's state
+ * before it (trace validation): `tool.call.started` is Start from proposed,
+ * Retry from failed and Rerun from inDoubt; an outcome written for a call in
+ * doubt is Reconcile or, with reason "unknown", CloseUnknown; a failure
+ * before any start (attempt 0: bad input, unknown tool) is Reject.
+ */
+export function actionOf(prior: ToolCallState | undefined, event: ToolCallEvent): string {
+  switch (event._tag) {
+    case "tool.call.proposed":
+      return "Propose"
+    case "tool.call.started":
+      return prior === "failed" ? "Retry" : prior === "inDoubt" ? "Rerun" : "Start"
+    case "tool.call.succeeded":
+      return prior === "inDoubt" ? "Reconcile" : "Succeed"
+    case "tool.call.failed":
+      if (prior === "inDoubt") return event.reason === "unknown" ? "CloseUnknown" : "Reconcile"
+      return prior === "proposed" ? "Reject" : "Fail"
+    case "tool.call.cancelled":
+      return "Cancel"
+    case "tool.call.timedOut":
+      return "TimeOut"
+    case "tool.call.compensated":
+      return "Compensate"
+  }
+}
