@@ -13,14 +13,13 @@
  * `Start` is the one transition from proposed into started: the authority
  * check (capabilities, approvals) will sit on it.
  */
-import { assign, initialTransition, type SnapshotFrom, setup, transition } from "xstate"
+import { assign, type SnapshotFrom, setup, transition } from "xstate"
 import type { ToolCallEvent } from "../Event.ts"
 
 export type ToolCallMachineEvent = ToolCallEvent | { readonly _tag: "recover" }
 type MachineEvent = { readonly type: ToolCallMachineEvent["_tag"]; readonly event: ToolCallMachineEvent }
 
 export interface ToolCallContext {
-  readonly callId: string
   readonly key: string
   readonly attempt: number
   readonly retryable: boolean
@@ -32,8 +31,7 @@ const keyOf = (e: ToolCallMachineEvent): string => ("key" in e ? e.key : "")
 export const toolCallMachine = setup({
   types: {
     context: {} as ToolCallContext,
-    events: {} as MachineEvent,
-    input: {} as { readonly callId: string }
+    events: {} as MachineEvent
   },
   guards: {
     firstAttempt: ({ event }) => attemptOf(event.event) === 1,
@@ -49,7 +47,8 @@ export const toolCallMachine = setup({
   }
 }).createMachine({
   id: "toolCall",
-  context: ({ input }) => ({ callId: input.callId, key: "", attempt: 0, retryable: false }),
+  // A constant context: XState's `transition` re-evaluates it for every step, so it must be cheap and need no input.
+  context: { key: "", attempt: 0, retryable: false },
   initial: "proposed",
   states: {
     proposed: {
@@ -89,19 +88,65 @@ export const toolCallMachine = setup({
 export type ToolCallSnapshot = SnapshotFrom<typeof toolCallMachine>
 export type ToolCallState = "proposed" | "started" | "inDoubt" | "succeeded" | "failed" | "cancelled" | "timedOut" | "compensated"
 
+/** A call's state as plain data: the machine's state value and context. */
+export interface CallSnapshot {
+  readonly value: ToolCallState
+  readonly context: ToolCallContext
+}
+
 /** States in which the model can be shown a result. */
 export const terminalStates: ReadonlySet<ToolCallState> = new Set(["succeeded", "failed", "cancelled", "timedOut", "compensated"])
 
-export const initialCall = (callId: string): ToolCallSnapshot => initialTransition(toolCallMachine, { callId })[0]
+export const initialCall: CallSnapshot = { value: "proposed", context: { key: "", attempt: 0, retryable: false } }
 
-/** Folds one event; undefined when the machine refuses it in the call's state. */
-export function stepCall(snapshot: ToolCallSnapshot, event: ToolCallMachineEvent): ToolCallSnapshot | undefined {
-  const machineEvent: MachineEvent = { type: event._tag, event }
-  if (!snapshot.can(machineEvent)) return undefined
-  return transition(toolCallMachine, snapshot, machineEvent)[0]
+/**
+ * The machine's transition function written out: XState's `transition`
+ * builds a throwaway actor per step (~50 µs), too slow for a fold that runs
+ * on every tool-call record. test/toolcall/ToolCallMachine.test.ts checks
+ * that this function and XState's `transition` on `toolCallMachine` agree for
+ * every state, event, attempt, key and flag, so the machine stays the one
+ * definition of the lifecycle. Undefined: the machine refuses the event.
+ */
+export function reduceCall(call: CallSnapshot, event: ToolCallMachineEvent): CallSnapshot | undefined {
+  const { value, context } = call
+  const attempt = attemptOf(event)
+  const sameKeyNext = attempt === context.attempt + 1 && keyOf(event) === context.key
+  const current = attempt === context.attempt
+  const start = (): CallSnapshot => ({ value: "started", context: { key: keyOf(event), attempt, retryable: false } })
+  switch (event._tag) {
+    case "tool.call.started":
+      if (value === "proposed" && attempt === 1) return start()
+      if (value === "inDoubt" && sameKeyNext) return start()
+      if (value === "failed" && context.retryable && sameKeyNext) return start()
+      return undefined
+    case "tool.call.succeeded":
+      return (value === "started" || value === "inDoubt") && current ? { value: "succeeded", context } : undefined
+    case "tool.call.failed":
+      if (value === "proposed" && attempt === 0) return { value: "failed", context }
+      if (value === "started" && current) return { value: "failed", context: { ...context, retryable: event.retryable } }
+      if (value === "inDoubt" && current) return { value: "failed", context }
+      return undefined
+    case "tool.call.cancelled":
+      return value === "started" && current ? { value: "cancelled", context } : undefined
+    case "tool.call.timedOut":
+      return value === "started" && current ? { value: "timedOut", context } : undefined
+    case "tool.call.compensated":
+      return value === "succeeded" ? { value: "compensated", context } : undefined
+    case "recover":
+      return value === "started" ? { value: "inDoubt", context } : undefined
+    case "tool.call.proposed":
+      return undefined
+  }
 }
 
-export const callStateOf = (snapshot: ToolCallSnapshot): ToolCallState => snapshot.value as ToolCallState
+/** The same step through XState (the reference `reduceCall` is tested against). */
+export function transitionCall(call: CallSnapshot, event: ToolCallMachineEvent): CallSnapshot | undefined {
+  const snapshot = toolCallMachine.resolveState({ value: call.value, context: call.context })
+  const machineEvent: MachineEvent = { type: event._tag, event }
+  if (!snapshot.can(machineEvent)) return undefined
+  const next = transition(toolCallMachine, snapshot, machineEvent)[0]
+  return { value: next.value as ToolCallState, context: next.context }
+}
 
 /**
  * The spec/ToolCall.tla action a journaled event is, given the call's state

@@ -9,16 +9,7 @@
 import type { Schema } from "effect"
 import type { ToolCallEvent } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
-import {
-  callStateOf,
-  initialCall,
-  stepCall,
-  type ToolCallMachineEvent,
-  type ToolCallSnapshot,
-  type ToolCallState,
-  terminalStates,
-  toolCallMachine
-} from "./ToolCallMachine.ts"
+import { type CallSnapshot, initialCall, reduceCall, type ToolCallMachineEvent, type ToolCallState, terminalStates } from "./ToolCallMachine.ts"
 
 /** What the model is shown for a finished call. */
 export type Outcome =
@@ -46,7 +37,7 @@ interface Stored {
   readonly tool: string
   readonly input: Schema.Json
   readonly atomic: boolean
-  snapshot: ToolCallSnapshot
+  snapshot: CallSnapshot
   outcome: Outcome | undefined
 }
 
@@ -58,7 +49,7 @@ export interface ToolCallsData {
     readonly input: Schema.Json
     readonly atomic: boolean
     readonly value: ToolCallState
-    readonly context: ToolCallSnapshot["context"]
+    readonly context: CallSnapshot["context"]
     readonly outcome: Outcome | null
   }>
 }
@@ -84,7 +75,7 @@ export class ToolCalls {
 
   constructor(data?: ToolCallsData) {
     for (const c of data?.calls ?? []) {
-      const snapshot = toolCallMachine.resolveState({ value: c.value, context: c.context })
+      const snapshot: CallSnapshot = { value: c.value, context: c.context }
       this.store({ callId: c.callId, entryId: c.entryId, tool: c.tool, input: c.input, atomic: c.atomic, snapshot, outcome: c.outcome ?? undefined })
     }
   }
@@ -105,9 +96,9 @@ export class ToolCalls {
     if (event._tag === "recover") return undefined
     const call = event.callId === undefined ? undefined : this.calls.get(event.callId)
     if (call === undefined) return `no call ${event.callId} was proposed`
-    if (stepCall(call.snapshot, event) === undefined) {
+    if (reduceCall(call.snapshot, event) === undefined) {
       const attempt = "attempt" in event ? ` (attempt ${event.attempt})` : ""
-      return `${event._tag}${attempt} is not allowed for call ${call.callId} in state ${callStateOf(call.snapshot)} (attempt ${call.snapshot.context.attempt})`
+      return `${event._tag}${attempt} is not allowed for call ${call.callId} in state ${call.snapshot.value} (attempt ${call.snapshot.context.attempt})`
     }
     return undefined
   }
@@ -123,13 +114,13 @@ export class ToolCalls {
         tool: event.tool,
         input: event.input,
         atomic: event.atomic,
-        snapshot: initialCall(event.callId),
+        snapshot: initialCall,
         outcome: undefined
       })
       return
     }
     const call = this.calls.get(event.callId) as Stored
-    call.snapshot = stepCall(call.snapshot, event) as ToolCallSnapshot
+    call.snapshot = reduceCall(call.snapshot, event) as CallSnapshot
     call.outcome = outcomeOf(event) ?? (event._tag === "tool.call.started" ? undefined : call.outcome)
   }
 
@@ -137,7 +128,7 @@ export class ToolCalls {
   recover(): Array<string> {
     const inDoubt: Array<string> = []
     for (const call of this.calls.values()) {
-      const next = stepCall(call.snapshot, { _tag: "recover" })
+      const next = reduceCall(call.snapshot, { _tag: "recover" })
       if (next !== undefined) {
         call.snapshot = next
         inDoubt.push(call.callId)
@@ -173,7 +164,7 @@ export class ToolCalls {
         tool: c.tool,
         input: c.input,
         atomic: c.atomic,
-        value: callStateOf(c.snapshot),
+        value: c.snapshot.value,
         context: c.snapshot.context,
         outcome: c.outcome ?? null
       }))
@@ -188,7 +179,7 @@ function view(call: Stored): Call {
     tool: call.tool,
     input: call.input,
     atomic: call.atomic,
-    state: callStateOf(call.snapshot),
+    state: call.snapshot.value,
     attempt: call.snapshot.context.attempt,
     key: call.snapshot.context.key,
     outcome: call.outcome
