@@ -1,11 +1,14 @@
 /**
  * Shared helpers for the benchmarks: sample statistics, number formatting,
- * the markdown table, temporary folders and the page cache.
+ * the markdown table, temporary folders, the page cache and a trace of the
+ * file-system calls the journal makes.
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import { createRequire, syncBuiltinESMExports } from "node:module"
 import * as os from "node:os"
 import * as nodePath from "node:path"
+import { frameHeaderBytes } from "../src/journal/Codec.ts"
 
 // ---------------------------------------------------------------- statistics
 
@@ -175,5 +178,94 @@ export function residency(files: ReadonlyArray<string>): number | undefined {
     return size === 0 ? undefined : res / size
   } catch {
     return undefined
+  }
+}
+
+// ---------------------------------------------------------------- file-system trace
+
+/** What the FileStore did during a traced body. */
+export interface FsTrace {
+  /** Bytes of every writeSync (one per group-commit cycle, plus segment headers and checkpoints). */
+  readonly writes: Array<number>
+  /** Journal frames in each of those writes (0 for a write that is not frames: a segment header, a checkpoint). */
+  readonly frames: Array<number>
+  /** fdatasync calls, on the thread pool and on the main thread (a lone appender's cycle). */
+  readonly fsyncs: number
+  readonly fsyncsSync: number
+  /** fsyncSync calls (checkpoint files). */
+  readonly fullFsyncs: number
+  /** Wall time fdatasync calls were in flight (thread pool and main thread). */
+  readonly fsyncMs: number
+}
+
+/** Journal frames laid end to end in `bytes[offset, offset + length)`; stops at the first thing that is not a frame header. */
+function framesIn(bytes: Uint8Array, offset: number, length: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, length)
+  let at = 0
+  let n = 0
+  while (at + frameHeaderBytes <= length) {
+    const size = view.getUint32(at, true)
+    if (view.getUint32(at + 4, true) !== ~size >>> 0 || at + frameHeaderBytes + size > length) break
+    n++
+    at += frameHeaderBytes + size
+  }
+  return n
+}
+
+/**
+ * Counts what the FileStore does during `body`: writes (one per group-commit
+ * cycle), the frames each carried, fdatasync calls and their wall time. Wraps
+ * node:fs in place (the FileStore's `import * as fs` sees the wrappers through
+ * syncBuiltinESMExports) and restores it afterwards.
+ */
+export async function instrumentFs<A>(body: () => Promise<A>): Promise<{ result: A } & FsTrace> {
+  const fsCjs = createRequire(import.meta.url)("node:fs") as Record<string, unknown>
+  const writeSync = fsCjs.writeSync as (...args: Array<unknown>) => number
+  const fdatasync = fsCjs.fdatasync as (fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => void
+  const fdatasyncSync = fsCjs.fdatasyncSync as (fd: number) => void
+  const fsyncSync = fsCjs.fsyncSync as (fd: number) => void
+  const writes: Array<number> = []
+  const frames: Array<number> = []
+  let fsyncs = 0
+  let fsyncsSync = 0
+  let fullFsyncs = 0
+  let fsyncMs = 0
+  fsCjs.writeSync = (...args: Array<unknown>) => {
+    const n = writeSync(...args)
+    writes.push(n)
+    const [, buffer, offset] = args
+    frames.push(buffer instanceof Uint8Array ? framesIn(buffer, typeof offset === "number" ? offset : 0, n) : 0)
+    return n
+  }
+  fsCjs.fdatasync = (fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    const t = performance.now()
+    fsyncs++
+    fdatasync(fd, (e) => {
+      fsyncMs += performance.now() - t
+      cb(e)
+    })
+  }
+  fsCjs.fdatasyncSync = (fd: number) => {
+    const t = performance.now()
+    fsyncsSync++
+    try {
+      fdatasyncSync(fd)
+    } finally {
+      fsyncMs += performance.now() - t
+    }
+  }
+  fsCjs.fsyncSync = (fd: number) => {
+    fullFsyncs++
+    fsyncSync(fd)
+  }
+  syncBuiltinESMExports()
+  try {
+    return { result: await body(), writes, frames, fsyncs, fsyncsSync, fullFsyncs, fsyncMs }
+  } finally {
+    fsCjs.writeSync = writeSync
+    fsCjs.fdatasync = fdatasync
+    fsCjs.fdatasyncSync = fdatasyncSync
+    fsCjs.fsyncSync = fsyncSync
+    syncBuiltinESMExports()
   }
 }

@@ -7,13 +7,14 @@
  *   (c) fork at depth 100,000 vs depth 10
  *   (d) cold open of a 100,000-entry (~128 MB) session, in a fresh process
  *   (e) bytes on disk per entry, framing overhead per record
+ *   (f) journaled tool calls: one call vs two durable appends (fsync, "os"),
+ *       100 parallel calls, propose of 1 and 100 calls (bench/toolcalls.ts)
  *
  * Progress goes to stderr; the environment and ONE markdown table to stdout.
  * Everything is written under os.tmpdir() and removed at the end.
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import { createRequire, syncBuiltinESMExports } from "node:module"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { performance as nodePerformance } from "node:perf_hooks"
@@ -28,6 +29,7 @@ import {
   bytes,
   dropCaches,
   dur,
+  instrumentFs,
   markdownTable,
   median,
   num,
@@ -41,6 +43,7 @@ import {
   tempDir,
   verdict
 } from "./lib.ts"
+import { sectionF } from "./toolcalls.ts"
 
 const benchStarted = performance.now()
 const loadAtStart = os
@@ -247,37 +250,6 @@ async function sectionA(): Promise<SectionA> {
 
 // --------------------------------------------------------------- (b) group commit
 
-/** Counts what the FileStore does during `body`: writes (one per group-commit cycle), their sizes, and fdatasync wall time. */
-async function instrumentFs<A>(body: () => Promise<A>): Promise<{ result: A; writes: Array<number>; fsyncs: number; fsyncMs: number }> {
-  const fsCjs = createRequire(import.meta.url)("node:fs") as Record<string, unknown>
-  const writeSync = fsCjs.writeSync as (...args: Array<unknown>) => number
-  const fdatasync = fsCjs.fdatasync as (fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => void
-  const writes: Array<number> = []
-  let fsyncs = 0
-  let fsyncMs = 0
-  fsCjs.writeSync = (...args: Array<unknown>) => {
-    const n = writeSync(...args)
-    writes.push(n)
-    return n
-  }
-  fsCjs.fdatasync = (fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
-    const t = now()
-    fsyncs++
-    fdatasync(fd, (e) => {
-      fsyncMs += now() - t
-      cb(e)
-    })
-  }
-  syncBuiltinESMExports() // makes `import * as fs` in FileStore.ts see the wrappers
-  try {
-    return { result: await body(), writes, fsyncs, fsyncMs }
-  } finally {
-    fsCjs.writeSync = writeSync
-    fsCjs.fdatasync = fdatasync
-    syncBuiltinESMExports()
-  }
-}
-
 const concurrentRun = (journal: Journal.JournalShape, appenders: number, perAppender: number) =>
   Effect.gen(function* () {
     const lat: Array<number> = []
@@ -307,7 +279,7 @@ async function sectionB(a: SectionA): Promise<void> {
   let lat: Array<number> = []
   const runOps: Array<number> = []
   let totalMs = 0
-  let instrumented: { writes: Array<number>; fsyncs: number; fsyncMs: number; ms: number; ops: number; busy: number } | undefined
+  let instrumented: { frames: Array<number>; fsyncs: number; fsyncMs: number; ms: number; ops: number; busy: number } | undefined
   // The device's ceiling for this batch size: `appenders` frames in one write + one fdatasync, no journal.
   // Interleaved with the journal's runs so both see the same disk.
   const fd = fs.openSync(nodePath.join(dir, "raw-batch.log"), "w+")
@@ -345,7 +317,7 @@ async function sectionB(a: SectionA): Promise<void> {
       const elu = nodePerformance.eventLoopUtilization()
       const probe = yield* Effect.promise(() => instrumentFs(() => Effect.runPromise(concurrentRun(journal, appenders, 50))))
       const busy = nodePerformance.eventLoopUtilization(elu).utilization
-      instrumented = { writes: probe.writes, fsyncs: probe.fsyncs, fsyncMs: probe.fsyncMs, ms: probe.result.ms, ops: appenders * 50, busy }
+      instrumented = { frames: probe.frames, fsyncs: probe.fsyncs + probe.fsyncsSync, fsyncMs: probe.fsyncMs, ms: probe.result.ms, ops: appenders * 50, busy }
     })
   )
   const total = appenders * perAppender * runs
@@ -383,7 +355,7 @@ async function sectionB(a: SectionA): Promise<void> {
     status: "info"
   })
   if (instrumented !== undefined) {
-    const groups = instrumented.writes.map((b) => Math.round(b / frameA.length))
+    const groups = instrumented.frames.filter((n) => n > 0)
     const head = groups.slice(0, 12).join(", ")
     const mean = instrumented.ops / Math.max(1, instrumented.fsyncs)
     rows.push({
@@ -813,8 +785,8 @@ async function main(): Promise<void> {
       })
     }
   }
-  // BENCH_ONLY=a,b,c,d,e runs a subset (b needs a; c, d, e share the 100k-entry session).
-  const only = new Set((process.env.BENCH_ONLY ?? "a,b,c,d,e").split(",").map((x) => x.trim()))
+  // BENCH_ONLY=a,b,c,d,e,f runs a subset (b needs a; c, d, e share the 100k-entry session).
+  const only = new Set((process.env.BENCH_ONLY ?? "a,b,c,d,e,f").split(",").map((x) => x.trim()))
   let a: SectionA | undefined
   if (only.has("a") || only.has("b")) {
     await section("a", async () => {
@@ -840,7 +812,8 @@ async function main(): Promise<void> {
       if (only.has("c")) await section("c", () => sectionC(bigDir))
     }
   }
-  const order = (id: string) => ["a", "b", "—", "c", "d", "e"].indexOf(id.slice(0, 1))
+  if (only.has("f")) await section("f", () => sectionF(rows, log))
+  const order = (id: string) => ["a", "b", "—", "c", "d", "e", "f"].indexOf(id.slice(0, 1))
   const sorted = [...rows].sort((x, y) => order(x.id) - order(y.id))
   const totalMs = now() - benchStarted
   removeTempDirs()
