@@ -142,13 +142,19 @@ function tracedSession(session: Session.Session, onRecord: (event: ToolCallEvent
     recordCall: (build) =>
       Effect.suspend(() => {
         const begin = now()
-        let event: ToolCallEvent | undefined
+        let built: ToolCallEvent | ReadonlyArray<ToolCallEvent> | undefined
         return session
           .recordCall((time) => {
-            event = build(time)
-            return event
+            built = build(time)
+            return built
           })
-          .pipe(Effect.tap(() => Effect.sync(() => event !== undefined && onRecord(event, begin, now()))))
+          .pipe(
+            Effect.tap(() =>
+              Effect.sync(() => {
+                for (const event of Array.isArray(built) ? built : built === undefined ? [] : [built as ToolCallEvent]) onRecord(event, begin, now())
+              })
+            )
+          )
       })
   }
 }

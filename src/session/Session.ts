@@ -110,8 +110,11 @@ export interface Session {
     calls: ReadonlyArray<{ readonly callId: string; readonly tool: string; readonly input: Schema.Json }>,
     options?: { readonly atomic?: boolean }
   ) => Effect.Effect<{ readonly entry: Entry; readonly calls: ReadonlyArray<Call> }, WriteError | ToolCallRefused>
-  /** Journals one event of a call's lifecycle if the call's machine accepts it now; the event's position. */
-  readonly recordCall: (build: (time: number) => ToolCallEvent) => Effect.Effect<number, WriteError | ToolCallRefused>
+  /**
+   * Journals events of calls' lifecycles, in one atomic batch, if the calls'
+   * machines accept them in order now; the position of the first.
+   */
+  readonly recordCall: (build: (time: number) => ToolCallEvent | ReadonlyArray<ToolCallEvent>) => Effect.Effect<number, WriteError | ToolCallRefused>
   /** The session's tool calls (read-only). */
   readonly calls: () => Pick<ToolCalls, "get" | "ofEntry" | "all" | "unresolved">
   /**
@@ -181,13 +184,35 @@ function replay(path: string, batches: ReadonlyArray<Batch>, state: State): void
   }
 }
 
-/** Emits the ToolCall spec's action for a journaled tool-call event (trace validation). */
-function traceCall(tracer: TraceShape, prior: ToolCallState | undefined, event: ToolCallEvent): void {
-  const args: { [key: string]: Schema.Json } = { call: event.callId }
-  if ("attempt" in event) args.attempt = event.attempt
-  if (event._tag === "tool.call.failed") args.retryable = event.retryable
-  tracer.emit({ spec: "ToolCall", action: actionOf(prior, event), args })
+/**
+ * Emits the ToolCall spec's actions for a batch about to be folded (trace
+ * validation). A Rerun is one action over two records: the lost attempt
+ * closed (failed, "unknown", retryable) and the next one started.
+ */
+function traceCalls(tracer: TraceShape, calls: ToolCalls, events: ReadonlyArray<Event>): void {
+  const states = new Map<string, ToolCallState | undefined>()
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as Event
+    if (!isToolCallEvent(event)) continue
+    const prior = states.has(event.callId) ? states.get(event.callId) : calls.get(event.callId)?.state
+    const following = events[i + 1]
+    const rerun =
+      prior === "inDoubt" &&
+      event._tag === "tool.call.failed" &&
+      event.retryable &&
+      following?._tag === "tool.call.started" &&
+      following.callId === event.callId
+    const args: { [key: string]: Schema.Json } = { call: event.callId }
+    if ("attempt" in event) args.attempt = rerun && following !== undefined && "attempt" in following ? following.attempt : event.attempt
+    if (event._tag === "tool.call.failed" && !rerun) args.retryable = event.retryable
+    tracer.emit({ spec: "ToolCall", action: rerun ? "Rerun" : actionOf(prior, event), args })
+    states.set(event.callId, rerun ? "started" : stateAfter(event))
+    if (rerun) i++
+  }
 }
+
+const stateAfter = (event: ToolCallEvent): ToolCallState =>
+  event._tag === "tool.call.proposed" ? "proposed" : (event._tag.slice("tool.call.".length) as ToolCallState)
 
 function restore(checkpoint: unknown): State | undefined {
   const data = checkpoint as SessionCheckpoint | undefined
@@ -244,10 +269,8 @@ export const open = (
           }
           fence = sequenced.fence
           // The builder checked these events against this very state: a refusal here is a bug.
-          for (const [k, event] of events.entries()) {
-            if (tracer !== undefined && isToolCallEvent(event)) traceCall(tracer, state.calls.get(event.callId)?.state, event)
-            fold(state, first + k, event)
-          }
+          if (tracer !== undefined) traceCalls(tracer, state.calls, events)
+          for (const [k, event] of events.entries()) fold(state, first + k, event)
           sinceCheckpoint += events.length
           return sequenced.durable.pipe(
             Effect.tapError((e) => Effect.sync(() => (failed ??= e))),
@@ -408,10 +431,10 @@ export const open = (
         commit((time): ReadonlyArray<Event> | SessionNotActive | ToolCallRefused => {
           const refused = notActive("record a tool call")
           if (refused !== undefined) return refused
-          const event = build(time)
-          const why =
-            event._tag === "tool.call.proposed" ? "propose calls with their entry (propose)" : state.calls.refusal(event, (id) => state.tree.isEntry(id))
-          return why === undefined ? [event] : new ToolCallRefused({ callId: event.callId, reason: why })
+          const built = build(time)
+          const events: ReadonlyArray<ToolCallEvent> = isEvents(built) ? built : [built as ToolCallEvent]
+          const refusal = state.calls.refusalOfBatch(events)
+          return refusal === undefined ? events : new ToolCallRefused(refusal)
         }).pipe(Effect.map(({ id }) => id)),
       calls: () => state.calls,
       context: (branch) =>

@@ -87,7 +87,13 @@ export const resolveInDoubt = (session: Session, tools: Registry, callId: string
     if (tool === undefined || input === undefined || input._tag === "None") {
       return yield* closeUnknown(session, call, `outcome unknown: the process stopped during the call, and its tool ${call.tool} cannot be run again here`)
     }
-    if (tool.semantics === "readOnly" || tool.semantics === "idempotent") return yield* attempts(session, tool, call, input.value)
+    if (tool.semantics === "readOnly" || tool.semantics === "idempotent") {
+      // Rerun counts against the tool's attempts: a call that kills the process every time ends closed, not looping.
+      if (call.attempt >= tool.retry.attemptsMax) {
+        return yield* closeUnknown(session, call, `outcome unknown: the process stopped during attempt ${call.attempt}, the last one allowed`)
+      }
+      return yield* attempts(session, tool, call, input.value)
+    }
     if (tool.reconcile === undefined) {
       return yield* closeUnknown(
         session,
@@ -148,22 +154,39 @@ const backoff = (policy: Tool.RetryPolicy) =>
     Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(policy.capMs))))
   )
 
-/** Attempts after `call.attempt`, as many as the tool's retry policy allows, each through the WAL. */
+/**
+ * Attempts after `call.attempt`, as many as the tool's retry policy allows in
+ * all, each through the WAL. A call in doubt first has its lost attempt
+ * closed (failed, "unknown", retryable) in the same batch as the next
+ * `started` (spec: Rerun).
+ */
 function attempts<I, O>(session: Session, tool: Tool.Tool<I, O>, call: Call, input: I): Effect.Effect<Call, ExecutorError> {
-  const retries = tool.semantics === "readOnly" || tool.semantics === "idempotent" ? tool.retry.attemptsMax - 1 : 0
+  const allowed = tool.semantics === "readOnly" || tool.semantics === "idempotent" ? tool.retry.attemptsMax : 1
   let attempt = call.attempt
   const once = Effect.suspend(() => {
+    const lead: ReadonlyArray<ToolCallEvent> = attempt === call.attempt && call.state === "inDoubt" ? [lostAttempt(call.callId, attempt, 0)] : []
     attempt += 1
-    return attemptOnce(session, tool, call, input, attempt)
+    return attemptOnce(session, tool, call, input, attempt, lead)
   })
   return once.pipe(
-    Effect.retry({ schedule: backoff(tool.retry), times: retries, while: (e) => e instanceof RetryableFailure }),
+    Effect.retry({ schedule: backoff(tool.retry), times: Math.max(0, allowed - call.attempt - 1), while: (e) => e instanceof RetryableFailure }),
     Effect.catchIf(
       (e): e is RetryableFailure => e instanceof RetryableFailure,
       () => Effect.succeed(current(session, call.callId))
     )
   )
 }
+
+/** Closes an attempt lost in a crash so that the next may start (its effect may or may not have happened). */
+const lostAttempt = (callId: string, attempt: number, time: number): ToolCallEvent => ({
+  _tag: "tool.call.failed",
+  callId,
+  attempt,
+  reason: "unknown",
+  message: "the process stopped during this attempt; it is run again with the same key",
+  retryable: true,
+  time
+})
 
 /**
  * One attempt: `started` durable, then the effect, then one outcome. The
@@ -175,13 +198,14 @@ function attemptOnce<I, O>(
   tool: Tool.Tool<I, O>,
   call: Call,
   input: I,
-  attempt: number
+  attempt: number,
+  lead: ReadonlyArray<ToolCallEvent>
 ): Effect.Effect<Call, ExecutorError | RetryableFailure> {
   const callId = call.callId
   const key = Tool.idempotencyKey(session.id, callId)
   return Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
-      yield* session.recordCall((time) => ({ _tag: "tool.call.started", callId, key, attempt, time }))
+      yield* session.recordCall((time) => [...lead.map((e) => ({ ...e, time })), { _tag: "tool.call.started", callId, key, attempt, time }])
       const controller = new AbortController()
       // The external effect may happen from here on (spec: Execute).
       const tracer = yield* Effect.serviceOption(Trace)

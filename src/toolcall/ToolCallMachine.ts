@@ -4,7 +4,8 @@
  *   failed (retryable) → started   (Retry: same key, next attempt)
  *   succeeded → compensated        (saga undo)
  *   started → inDoubt              (found without an outcome after a crash: `recover`)
- *   inDoubt → started              (Rerun: readOnly/idempotent, same key)
+ *   inDoubt → failed → started     (Rerun: readOnly/idempotent, the lost attempt closed
+ *                                   as failed "unknown" retryable, then the next attempt, same key)
  *   inDoubt → succeeded | failed   (Reconcile, or CloseUnknown: failed, reason "unknown")
  *   proposed → failed              (Reject: attempt 0, nothing ran — bad input, unknown tool)
  * Event types are the journal's tags (src/Event.ts), named after the
@@ -36,7 +37,6 @@ export const toolCallMachine = setup({
   guards: {
     firstAttempt: ({ event }) => attemptOf(event.event) === 1,
     // KeyStableInv: every attempt of a call carries the key of its first attempt.
-    nextAttemptSameKey: ({ context, event }) => attemptOf(event.event) === context.attempt + 1 && keyOf(event.event) === context.key,
     retryableNextAttempt: ({ context, event }) => context.retryable && attemptOf(event.event) === context.attempt + 1 && keyOf(event.event) === context.key,
     currentAttempt: ({ context, event }) => attemptOf(event.event) === context.attempt,
     rejectedBeforeStart: ({ event }) => attemptOf(event.event) === 0
@@ -68,9 +68,9 @@ export const toolCallMachine = setup({
     },
     inDoubt: {
       on: {
-        "tool.call.started": { target: "started", guard: "nextAttemptSameKey", actions: "recordStart" },
         "tool.call.succeeded": { target: "succeeded", guard: "currentAttempt" },
-        "tool.call.failed": { target: "failed", guard: "currentAttempt" }
+        // Reconcile / CloseUnknown (not retryable), or the first half of Rerun (retryable: the lost attempt closed).
+        "tool.call.failed": { target: "failed", guard: "currentAttempt", actions: "recordFailure" }
       }
     },
     succeeded: {
@@ -116,7 +116,6 @@ export function reduceCall(call: CallSnapshot, event: ToolCallMachineEvent): Cal
   switch (event._tag) {
     case "tool.call.started":
       if (value === "proposed" && attempt === 1) return start()
-      if (value === "inDoubt" && sameKeyNext) return start()
       if (value === "failed" && context.retryable && sameKeyNext) return start()
       return undefined
     case "tool.call.succeeded":
@@ -124,7 +123,7 @@ export function reduceCall(call: CallSnapshot, event: ToolCallMachineEvent): Cal
     case "tool.call.failed":
       if (value === "proposed" && attempt === 0) return { value: "failed", context }
       if (value === "started" && current) return { value: "failed", context: { ...context, retryable: event.retryable } }
-      if (value === "inDoubt" && current) return { value: "failed", context }
+      if (value === "inDoubt" && current) return { value: "failed", context: { ...context, retryable: event.retryable } }
       return undefined
     case "tool.call.cancelled":
       return value === "started" && current ? { value: "cancelled", context } : undefined
@@ -151,8 +150,9 @@ export function transitionCall(call: CallSnapshot, event: ToolCallMachineEvent):
 /**
  * The spec/ToolCall.tla action a journaled event is, given the call's state
  * before it (trace validation): `tool.call.started` is Start from proposed,
- * Retry from failed and Rerun from inDoubt; an outcome written for a call in
- * doubt is Reconcile or, with reason "unknown", CloseUnknown; a failure
+ * Retry from failed; an outcome written for a call in
+ * doubt is Reconcile or, with reason "unknown", CloseUnknown (the session
+ * traces a closed lost attempt followed by its next start as one Rerun); a failure
  * before any start (attempt 0: bad input, unknown tool) is Reject.
  */
 export function actionOf(prior: ToolCallState | undefined, event: ToolCallEvent): string {
@@ -160,7 +160,7 @@ export function actionOf(prior: ToolCallState | undefined, event: ToolCallEvent)
     case "tool.call.proposed":
       return "Propose"
     case "tool.call.started":
-      return prior === "failed" ? "Retry" : prior === "inDoubt" ? "Rerun" : "Start"
+      return prior === "failed" ? "Retry" : "Start"
     case "tool.call.succeeded":
       return prior === "inDoubt" ? "Reconcile" : "Succeed"
     case "tool.call.failed":

@@ -103,6 +103,27 @@ export class ToolCalls {
     return undefined
   }
 
+  /** Why a batch of lifecycle events (not proposals) cannot be folded in order, or undefined. */
+  refusalOfBatch(events: ReadonlyArray<ToolCallEvent>): { readonly callId: string; readonly reason: string } | undefined {
+    const after = new Map<string, CallSnapshot>()
+    for (const event of events) {
+      if (event._tag === "tool.call.proposed") return { callId: event.callId, reason: "propose calls with their entry (propose)" }
+      const stored = this.calls.get(event.callId)
+      if (stored === undefined) return { callId: event.callId, reason: `no call ${event.callId} was proposed` }
+      const snapshot = after.get(event.callId) ?? stored.snapshot
+      const next = reduceCall(snapshot, event)
+      if (next === undefined) {
+        const attempt = "attempt" in event ? ` (attempt ${event.attempt})` : ""
+        return {
+          callId: event.callId,
+          reason: `${event._tag}${attempt} is not allowed for call ${event.callId} in state ${snapshot.value} (attempt ${snapshot.context.attempt})`
+        }
+      }
+      after.set(event.callId, next)
+    }
+    return undefined
+  }
+
   /** Folds an event the caller has checked with `refusal` (PairingInv: a refused one here is a bug). */
   apply(event: ToolCallEvent, isEntry: (id: number) => boolean): void {
     const why = this.refusal(event, isEntry)
