@@ -101,9 +101,11 @@ export const resolveInDoubt = (session: Session, tools: Registry, callId: string
         `outcome unknown: the process stopped during this ${tool.semantics} call; it was not run again (it could act twice) and the tool cannot reconcile`
       )
     }
-    const reconciled = yield* tool
-      .reconcile(input.value, context(session, call, call.attempt, new AbortController().signal))
-      .pipe(Effect.timeout(Duration.millis(tool.timeoutMs)), Effect.exit)
+    const reconcile = tool.reconcile
+    const reconciled = yield* Effect.suspend(() => reconcile(input.value, context(session, call, call.attempt, new AbortController().signal))).pipe(
+      Effect.timeout(Duration.millis(tool.timeoutMs)),
+      Effect.exit
+    )
     if (Exit.isFailure(reconciled))
       return yield* closeUnknown(session, call, `outcome unknown: reconcile failed: ${Cause.pretty(reconciled.cause).slice(0, 500)}`)
     if (!reconciled.value.executed) {
@@ -210,7 +212,8 @@ function attemptOnce<I, O>(
       // The external effect may happen from here on (spec: Execute).
       const tracer = yield* Effect.serviceOption(Trace)
       if (Option.isSome(tracer)) tracer.value.emit({ spec: "ToolCall", action: "Execute", args: { call: callId, attempt } })
-      const run = tool.run(input, context(session, call, attempt, controller.signal)).pipe(
+      // suspend: a tool that throws instead of failing is a defect of its own run, not of the executor.
+      const run = Effect.suspend(() => tool.run(input, context(session, call, attempt, controller.signal))).pipe(
         Effect.timeout(Duration.millis(tool.timeoutMs)),
         Effect.onInterrupt(() => Effect.sync(() => controller.abort()))
       )

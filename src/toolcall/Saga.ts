@@ -10,7 +10,7 @@
  *   const { entry } = yield* session.propose("assistant", turn, [book, charge], { atomic: true })
  *   const committed = yield* Saga.runAtomic(session, tools, entry.id)
  */
-import { Duration, Effect, Result, Schema } from "effect"
+import { Cause, Duration, Effect, Exit, Result, Schema } from "effect"
 import { assert } from "../internal/assert.ts"
 import type { Session } from "../session/Session.ts"
 import { context, current, type ExecutorError, type Registry, reject, runCall } from "./Executor.ts"
@@ -67,10 +67,13 @@ function compensate(session: Session, tools: Registry, call: Call): Effect.Effec
     const input = Schema.decodeUnknownResult(Schema.toCodecJson(tool.input))(call.input)
     const output = Schema.decodeUnknownResult(Schema.toCodecJson(tool.output))(call.outcome.output)
     if (Result.isFailure(input) || Result.isFailure(output)) return yield* fail("the journaled input or output no longer fits the tool's Schemas")
-    const undo = yield* tool
-      .compensate(input.success, output.success, context(session, call, call.attempt, new AbortController().signal))
-      .pipe(Effect.timeout(Duration.millis(tool.timeoutMs)), Effect.result)
-    if (Result.isFailure(undo)) return yield* fail(String(undo.failure))
+    const undoCall = tool.compensate
+    // suspend + exit: a compensation that throws or dies is a failed compensation, retried by the next recovery.
+    const undo = yield* Effect.suspend(() => undoCall(input.success, output.success, context(session, call, call.attempt, new AbortController().signal))).pipe(
+      Effect.timeout(Duration.millis(tool.timeoutMs)),
+      Effect.exit
+    )
+    if (Exit.isFailure(undo)) return yield* fail(Cause.pretty(undo.cause).slice(0, 1000))
     yield* session.recordCall((time) => ({ _tag: "tool.call.compensated", callId: call.callId, time }))
   })
 }

@@ -181,6 +181,27 @@ describe("Executor", () => {
     })
   )
 
+  it.effect("a tool that throws instead of failing is a defect outcome, not a crash of the runtime", () =>
+    Effect.gen(function* () {
+      const store = new MemoryStore()
+      const s = yield* Session.openMemory(store)
+      const thrower = Tool.make({
+        name: "thrower",
+        description: "throws synchronously",
+        input: Schema.Struct({}),
+        output: Schema.Null,
+        semantics: "unsafe",
+        timeoutMs: 100,
+        run: () => {
+          throw new Error("not an Effect")
+        }
+      })
+      const [done] = yield* Executor.runCalls(s, Executor.registry([thrower]), yield* proposeOne(s, "thrower", {}))
+      assert.deepStrictEqual([done?.state, done?.outcome?.kind === "failed" ? done.outcome.reason : ""], ["failed", "defect"])
+      assert.deepStrictEqual(yield* toolRecords(store), ["started 1", "failed 1"])
+    })
+  )
+
   it.effect("parallel calls: one failing does not lose the others' results", () =>
     Effect.gen(function* () {
       const s = yield* Session.openMemory()
