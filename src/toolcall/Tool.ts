@@ -83,7 +83,11 @@ export interface Tool<I, O> {
   readonly timeoutMs: number
   readonly retry: RetryPolicy
   readonly run: (input: I, ctx: ToolContext) => Effect.Effect<O, ToolFailure>
-  /** Undoes a succeeded call (required for compensatable tools). */
+  /**
+   * Undoes a succeeded call (required for compensatable tools). Must be
+   * idempotent by its key: a crash after the undo and before
+   * `tool.call.compensated` is durable makes recovery compensate again.
+   */
   readonly compensate: ((input: I, output: O, ctx: ToolContext) => Effect.Effect<void, ToolFailure>) | undefined
   /** Asks the world whether a call whose outcome was lost ran (by its idempotency key). */
   readonly reconcile: ((input: I, ctx: ToolContext) => Effect.Effect<Reconciled<O>, ToolFailure>) | undefined
