@@ -48,8 +48,9 @@ export const continueSaga = (session: Session, tools: Registry, entryId: number)
       if (isUnsuccessful(done)) failed = true
     }
     if (!failed) return true
+    // Only compensatable tools are undone (CompensationInv); a read-only step has nothing to undo.
     for (const call of [...session.calls().ofEntry(entryId)].reverse()) {
-      if (call.state === "succeeded") yield* compensate(session, tools, call)
+      if (call.state === "succeeded" && tools.get(call.tool)?.semantics === "compensatable") yield* compensate(session, tools, call)
     }
     return false
   })
