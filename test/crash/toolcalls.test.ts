@@ -24,7 +24,7 @@
 // (KILLS_TOOLCALLS changes the number of kills, TOOLCALLS_VERBOSE=1 prints each kill).
 // TOOLCALLS_SABOTAGE=early-ledger|rerun-unsafe|attempt-key|skip-recover breaks the child on
 // purpose (ledger.ts): the test must then fail. On failure the folders are kept.
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -35,6 +35,7 @@ import * as Journal from "../../src/journal/Journal.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
+import { type Child, startChild as startChildOf } from "./children.ts"
 import { addStats, callsOf, checkCalls, emptyStats, makeTools, readLedger, type Sabotage, type ToolCallerConfig } from "./ledger.ts"
 import { between, prng } from "./shared.ts"
 
@@ -44,77 +45,16 @@ const VERBOSE = process.env.TOOLCALLS_VERBOSE !== undefined && process.env.TOOLC
 const SABOTAGE = (process.env.TOOLCALLS_SABOTAGE ?? "") as Sabotage
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const repo = path.resolve(here, "../..")
 const toolcaller = path.join(here, "toolcaller.ts")
-
-/** A Node that runs .ts directly: the one running vitest if it strips types (≥ 22.18), else the project's Node 24. */
-function nodeBinary(): string {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 22 || (major === 22 && minor >= 18)) return process.execPath
-  const local = path.join(repo, "node_modules", ".bin", "node")
-  if (!fs.existsSync(local)) throw new Error(`${process.execPath} (${process.version}) cannot run .ts files and ${local} does not exist`)
-  return local
-}
 
 // ---------------------------------------------------------------------------------------------
 // Children
-
-interface Child {
-  readonly proc: ChildProcess
-  readonly lines: Array<string>
-  readonly stderr: () => string
-  readonly ready: Promise<void>
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  onLine: (() => void) | undefined
-}
 
 let root = ""
 let failed = false
 const live = new Set<ChildProcess>()
 
-function startChild(): Child {
-  const proc = spawn(nodeBinary(), [toolcaller], {
-    cwd: repo,
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, NODE_COMPILE_CACHE: path.join(os.tmpdir(), "keel-crash-compile-cache") }
-  })
-  live.add(proc)
-  const lines: Array<string> = []
-  let partial = ""
-  let err = ""
-  let markReady: () => void = () => undefined
-  const ready = new Promise<void>((resolve) => (markReady = resolve))
-  const child: Child = {
-    proc,
-    lines,
-    stderr: () => err,
-    ready,
-    closed: new Promise((resolve) =>
-      proc.on("close", (code, signal) => {
-        live.delete(proc)
-        resolve({ code, signal })
-      })
-    ),
-    onLine: undefined
-  }
-  proc.stdout?.setEncoding("utf8")
-  proc.stdout?.on("data", (chunk: string) => {
-    partial += chunk
-    let nl = partial.indexOf("\n")
-    while (nl >= 0) {
-      const line = partial.slice(0, nl)
-      partial = partial.slice(nl + 1)
-      if (line === "ready") markReady()
-      else lines.push(line)
-      nl = partial.indexOf("\n")
-    }
-    child.onLine?.()
-  })
-  proc.stderr?.setEncoding("utf8")
-  proc.stderr?.on("data", (chunk: string) => (err += chunk))
-  proc.stdin?.on("error", () => undefined) // a child that died before reading its config
-  return child
-}
+const startChild = (): Child => startChildOf(toolcaller, live)
 
 /** Children already loading: starting Node and loading Effect is most of a child's cost, so it overlaps the previous kill's run and check. */
 const warm: Array<Child> = []
