@@ -21,6 +21,8 @@
  * // s2.buf[0] = { type: "entry", id: 2, parent: 0, branch: "main", epoch: 1 }
  */
 
+import { canonical } from "./canonical.ts"
+
 export type Writer = string
 export type Branch = string
 
@@ -482,20 +484,5 @@ export const invariants: Readonly<Record<InvariantName, (s: SessionState, c?: Se
   LifecycleInv
 }
 
-// ---------------------------------------------------------------------------------------------
-// Canonical serialisation (state identity, as TLC's fingerprint is value identity)
-// ---------------------------------------------------------------------------------------------
-
-/**
- * JSON with object keys sorted at every level: two states are the same TLA+ state iff their
- * canonical forms are equal (field order of records is irrelevant in TLA+).
- */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`
-  if (typeof value === "object" && value !== null) {
-    const o = value as Record<string, unknown>
-    const keys = Object.keys(o).sort()
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")}}`
-  }
-  return JSON.stringify(value)
-}
+// Canonical serialisation (state identity, as TLC's fingerprint is value identity): shared by the models.
+export { canonical }

@@ -25,6 +25,8 @@
  * // s3.executed["key:c2"] = 1, callState(s3, "c2") = "started"
  */
 
+import { canonical } from "./canonical.ts"
+
 export type Call = string
 export type Key = string
 
@@ -516,20 +518,5 @@ export const invariants: Readonly<Record<InvariantName, (s: ToolCallState, k?: T
   OutcomeInv
 }
 
-// ---------------------------------------------------------------------------------------------
-// Canonical serialisation (state identity, as TLC's fingerprint is value identity)
-// ---------------------------------------------------------------------------------------------
-
-/**
- * JSON with object keys sorted at every level: two states are the same TLA+ state iff their
- * canonical forms are equal (field order of records is irrelevant in TLA+; sets are kept sorted).
- */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`
-  if (typeof value === "object" && value !== null) {
-    const o = value as Record<string, unknown>
-    const keys = Object.keys(o).sort()
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")}}`
-  }
-  return JSON.stringify(value)
-}
+// Canonical serialisation (state identity, as TLC's fingerprint is value identity): shared by the models.
+export { canonical }
