@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { Effect, type Scope } from "effect"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, "../..")
@@ -73,4 +74,75 @@ export function startChild(script: string, live: Set<ChildProcess>): Child {
   proc.stderr?.on("data", (chunk: string) => (err += chunk))
   proc.stdin?.on("error", () => undefined) // a child that died before reading its config
   return child
+}
+
+/**
+ * Children of one script, two kept loading ahead: starting Node and loading
+ * Effect is most of a child's cost, so it overlaps the previous kill's run and check.
+ */
+export class ChildPool {
+  private readonly script: string
+  private readonly warm: Array<Child> = []
+  private readonly live = new Set<ChildProcess>()
+  private readonly warmCount = 2
+
+  constructor(script: string) {
+    this.script = script
+  }
+
+  /**
+   * Hands `config` to a loaded child, waits until it prints a line starting
+   * with `waitFor` (unless undefined), lets it run `delayMs` more, then kills
+   * it with SIGKILL. Returns every line it wrote.
+   */
+  async runAndKill(config: unknown, delayMs: number, waitFor: string | undefined): Promise<Array<string>> {
+    const child = this.warm.shift() ?? startChild(this.script, this.live)
+    const startedAt = Date.now()
+    await Promise.race([child.ready, child.closed.then(() => Promise.reject(new Error(`child died while loading:\n${child.stderr()}`)))])
+    child.proc.stdin?.end(`${JSON.stringify(config)}\n`)
+    while (this.warm.length < this.warmCount) this.warm.push(startChild(this.script, this.live))
+    if (waitFor !== undefined) {
+      const seen = new Promise<void>((resolve) => {
+        child.onLine = () => {
+          if (child.lines.some((l) => l.startsWith(waitFor))) resolve()
+        }
+        child.onLine()
+      })
+      const outcome = await Promise.race([
+        seen.then(() => "seen" as const),
+        child.closed.then(() => "exited" as const),
+        new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 30_000))
+      ])
+      if (outcome !== "seen") {
+        child.proc.kill("SIGKILL")
+        await child.closed
+        throw new Error(
+          `child ${outcome} before printing "${waitFor}" (after ${Date.now() - startedAt} ms); stdout:\n${child.lines.slice(-20).join("\n")}\nstderr:\n${child.stderr()}`
+        )
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, delayMs))
+    child.proc.kill("SIGKILL")
+    const { code, signal } = await child.closed
+    if (signal !== "SIGKILL") {
+      throw new Error(`child exited by itself (code ${code}, signal ${signal}); stderr:\n${child.stderr()}\nstdout tail:\n${child.lines.slice(-20).join("\n")}`)
+    }
+    return child.lines
+  }
+
+  /** Lets idle children exit by themselves (no config) and kills any other still running. */
+  stop(): void {
+    const idle = new Set(this.warm.splice(0).map((child) => child.proc))
+    for (const proc of idle) proc.stdin?.end()
+    for (const proc of this.live) if (!idle.has(proc)) proc.kill("SIGKILL")
+  }
+}
+
+/** Runs a scoped Effect; a typed failure becomes an Error that names its tag (JournalCorrupt, …). */
+export async function runScoped<A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> {
+  const result = await Effect.runPromise(Effect.scoped(effect).pipe(Effect.result))
+  if (result._tag === "Success") return result.success
+  const e = result.failure as unknown
+  const tag = typeof e === "object" && e !== null && "_tag" in e ? String((e as { _tag: unknown })._tag) : "error"
+  throw new Error(`${tag}: ${e instanceof Error ? e.message : JSON.stringify(e)}`)
 }

@@ -1,36 +1,13 @@
-// A real crash test: a child process (appender.ts) appends to a file journal with durability
-// "fsync" and is killed with SIGKILL at a random moment; the parent then reopens the folder and
-// checks what survived. Repeated ≥ 50 times per run, reusing folders (each child recovers from the
-// previous kill) and sometimes starting fresh. Some folders use small segments (so segments roll
-// over) and some durability "os" (acked once handed to the OS: that too must survive a process
-// crash). The children write checkpoints now and then, so recovery also starts from checkpoints.
-//
-// After every kill:
-// - every batch the child acknowledged (its append was durable) is present, in order, at the
-//   acknowledged positions, with exactly its content;
-// - anything after the last acknowledged batch is a whole prefix of the batches that were in
-//   flight, in order (batch-atomic: all events of a batch or none);
-// - positions are contiguous from 1, epochs never decrease, one lease.acquired per writer start;
-// - a reader (writer: false) and a writer open it without JournalCorrupt, see the same records and
-//   the same torn tail; after the writer's open the torn tail is gone.
-// The second scenario does the same through the Session API (append, fork, switchTo).
-//
-// Timing is random, the assertions are not. Every random choice comes from a seeded PRNG: the run
-// prints SEED=<n>; `SEED=<n> vitest run test/crash/kill9.test.ts` repeats the same choices
-// (KILLS_JOURNAL / KILLS_SESSION change the number of kills, KILL9_VERBOSE=1 prints each kill).
-// On failure the folders are kept. Torn tails are rare with real kills (the kill must land inside a
-// write(2) of a large buffer); the summary counts them.
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, type Scope } from "effect"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Event } from "../../src/Event.ts"
 import * as Journal from "../../src/journal/Journal.ts"
 import * as Session from "../../src/session/Session.ts"
-import { type Child, startChild as startChildOf } from "./children.ts"
+import { ChildPool, runScoped } from "./children.ts"
 import { between, type ChildConfig, journalEvent, prng, sessionPayload } from "./shared.ts"
 
 const SEED = process.env.SEED !== undefined && process.env.SEED !== "" ? Number(process.env.SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0
@@ -47,62 +24,10 @@ const appender = path.join(here, "appender.ts")
 
 let root = ""
 let failed = false
-const live = new Set<ChildProcess>()
-
-const startChild = (): Child => startChildOf(appender, live)
-
-/** Children already loading: starting Node and loading Effect is most of a child's cost, so it overlaps the previous kill's run and check. */
-const warm: Array<Child> = []
-const warmCount = 2
-
-/**
- * Hands `config` to a loaded child, waits for its first acknowledgement, lets it append for
- * `delayMs` more, then kills it with SIGKILL. Returns every line it wrote.
- */
-async function runAndKill(config: ChildConfig, delayMs: number): Promise<Array<string>> {
-  const child = warm.shift() ?? startChild()
-  const startedAt = Date.now()
-  await Promise.race([child.ready, child.closed.then(() => Promise.reject(new Error(`child died while loading:\n${child.stderr()}`)))])
-  child.proc.stdin?.end(JSON.stringify(config) + "\n")
-  while (warm.length < warmCount) warm.push(startChild())
-  const firstAck = new Promise<void>((resolve) => {
-    child.onLine = () => {
-      if (child.lines.some((l) => l.startsWith("ack "))) resolve()
-    }
-    child.onLine()
-  })
-  const outcome = await Promise.race([
-    firstAck.then(() => "acked" as const),
-    child.closed.then(() => "exited" as const),
-    new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 30_000))
-  ])
-  if (outcome !== "acked") {
-    child.proc.kill("SIGKILL")
-    await child.closed
-    throw new Error(
-      `child ${outcome} before its first ack (after ${Date.now() - startedAt} ms); stdout:\n${child.lines.slice(-20).join("\n")}\nstderr:\n${child.stderr()}`
-    )
-  }
-  await new Promise((resolve) => setTimeout(resolve, delayMs))
-  child.proc.kill("SIGKILL")
-  const { code, signal } = await child.closed
-  if (signal !== "SIGKILL") {
-    throw new Error(`child exited by itself (code ${code}, signal ${signal}); stderr:\n${child.stderr()}\nstdout tail:\n${child.lines.slice(-20).join("\n")}`)
-  }
-  return child.lines
-}
+const pool = new ChildPool(appender)
 
 // ---------------------------------------------------------------------------------------------
 // Opening and reading in the parent
-
-/** Runs a scoped Effect; a typed failure becomes an Error that names its tag (JournalCorrupt, …). */
-async function run<A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> {
-  const result = await Effect.runPromise(Effect.scoped(effect).pipe(Effect.result))
-  if (result._tag === "Success") return result.success
-  const e = result.failure as unknown
-  const tag = typeof e === "object" && e !== null && "_tag" in e ? String((e as { _tag: unknown })._tag) : "error"
-  throw new Error(`${tag}: ${e instanceof Error ? e.message : JSON.stringify(e)}`)
-}
 
 interface View {
   readonly head: number
@@ -113,7 +38,7 @@ interface View {
 }
 
 const openJournal = (dir: string, writer: boolean, from = 1): Promise<View> =>
-  run(
+  runScoped(
     Effect.gen(function* () {
       const journal = yield* Journal.openFile(dir, { owner: "verifier", writer, create: false })
       const records = yield* journal.read(from)
@@ -239,9 +164,7 @@ beforeAll(() => {
 })
 
 afterAll(() => {
-  const idle = new Set(warm.splice(0).map((child) => child.proc))
-  for (const proc of idle) proc.stdin?.end() // no config: it exits by itself once loaded
-  for (const proc of live) if (!idle.has(proc)) proc.kill("SIGKILL")
+  pool.stop()
   console.log(`kill9 summary ${JSON.stringify(summary)}`)
   if (failed) console.log(`kept ${root} for inspection`)
   else fs.rmSync(root, { recursive: true, force: true })
@@ -284,7 +207,7 @@ describe("kill -9 while appending", () => {
         const inPlace = rng() < 0.6
         context = `journal kill ${kill} (${dir}, ${durability}, ${killsHere} earlier kills here, delay ${delay} ms)`
         const t0 = Date.now()
-        const lines = await runAndKill(config, delay)
+        const lines = await pool.runAndKill(config, delay, "ack ")
         const t1 = Date.now()
         leases++
         killsHere++
@@ -413,7 +336,7 @@ describe("kill -9 while appending", () => {
         const inPlace = rng() < 0.6
         const config: ChildConfig = { mode: "session", dir, owner, seed: (rng() * 2 ** 32) >>> 0, start: nextJ, segmentBytesMax, durability: "fsync" }
         context = `session kill ${kill} (${dir}, ${killsHere} earlier kills here, delay ${delay} ms)`
-        const lines = await runAndKill(config, delay)
+        const lines = await pool.runAndKill(config, delay, "ack ")
         leases++
         killsHere++
         summary.kills++
@@ -533,7 +456,7 @@ describe("kill -9 while appending", () => {
         // every acknowledged entry of this folder on its branch (session.path) with its payload.
         const ackedBranches = [...new Set(ackedEntries.map((a) => a.branch))]
         const sessionView = (writer: boolean, target: string) =>
-          run(
+          runScoped(
             Effect.gen(function* () {
               const session = yield* Session.openFile(target, { owner: "verifier", writer, create: false })
               const paths = new Map<string, Map<number, unknown>>()

@@ -1,41 +1,14 @@
-// A real crash test of tool calls as transactions: a child process (toolcaller.ts) runs an agent
-// loop over a file session — turns of 1–6 parallel calls of every semantics, some failing
-// retryably — and is killed with SIGKILL at a random moment: mostly while it runs calls, sometimes
-// during its own recovery of the previous kill, sometimes while it opens the session. Folders are
-// reused (each child recovers the previous kill) and sometimes a fresh one starts; a retired folder
-// gets a final clean recovery run by the parent itself, with the same tools.
-//
-// Every tool appends each REAL execution to a ledger file (fsync'd before the tool returns): the
-// ground truth of the outside world. After every kill, from the raw journal, a reader session and
-// the ledger (ledger.ts, checkCalls):
-// - at most once: no compensatable or unsafe call executed (or started) twice;
-// - key stable: every execution and every started attempt carries Tool.idempotencyKey(session, call);
-// - WAL: every execution in the ledger has a durable started record for its call and attempt;
-// - pairing: every started attempt has at most one outcome, and exactly one once a later process
-//   finished its recovery (the next child's, or the parent's final one); a re-run closes the lost
-//   attempt first; attempts stay within the tool's budget (retries and re-runs share it);
-// - outcomes match the world: a success was executed, a reconcile says what the ledger says, an
-//   in-doubt call is resolved per its semantics (re-run / reconciled / closed unknown);
-// - the session resumes every time: the reader opens it, every child opens it as the writer and
-//   gets session.context() after recovery, and so does the parent after its final recovery.
-//
-// Timing is random, the assertions are not. Every random choice comes from a seeded PRNG: the run
-// prints SEED=<n>; `SEED=<n> vitest run test/crash/toolcalls.test.ts` repeats the same choices
-// (KILLS_TOOLCALLS changes the number of kills, TOOLCALLS_VERBOSE=1 prints each kill).
-// TOOLCALLS_SABOTAGE=early-ledger|rerun-unsafe|attempt-key|skip-recover breaks the child on
-// purpose (ledger.ts): the test must then fail. On failure the folders are kept.
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, type Scope } from "effect"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Journal from "../../src/journal/Journal.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
-import { type Child, startChild as startChildOf } from "./children.ts"
+import { ChildPool, runScoped } from "./children.ts"
 import { addStats, callsOf, checkCalls, emptyStats, makeTools, readLedger, type Sabotage, type ToolCallerConfig } from "./ledger.ts"
 import { between, prng } from "./shared.ts"
 
@@ -52,65 +25,10 @@ const toolcaller = path.join(here, "toolcaller.ts")
 
 let root = ""
 let failed = false
-const live = new Set<ChildProcess>()
-
-const startChild = (): Child => startChildOf(toolcaller, live)
-
-/** Children already loading: starting Node and loading Effect is most of a child's cost, so it overlaps the previous kill's run and check. */
-const warm: Array<Child> = []
-const warmCount = 2
-
-/**
- * Hands `config` to a loaded child and kills it with SIGKILL `delayMs` after it opened the session
- * (or, with `beforeOpen`, `delayMs` after it got its config: it may not have opened it yet).
- * Returns every line it wrote.
- */
-async function runAndKill(config: ToolCallerConfig, delayMs: number, beforeOpen: boolean): Promise<Array<string>> {
-  const child = warm.shift() ?? startChild()
-  const startedAt = Date.now()
-  await Promise.race([child.ready, child.closed.then(() => Promise.reject(new Error(`child died while loading:\n${child.stderr()}`)))])
-  child.proc.stdin?.end(JSON.stringify(config) + "\n")
-  while (warm.length < warmCount) warm.push(startChild())
-  if (!beforeOpen) {
-    const opened = new Promise<void>((resolve) => {
-      child.onLine = () => {
-        if (child.lines.some((l) => l.startsWith("open "))) resolve()
-      }
-      child.onLine()
-    })
-    const outcome = await Promise.race([
-      opened.then(() => "opened" as const),
-      child.closed.then(() => "exited" as const),
-      new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 30_000))
-    ])
-    if (outcome !== "opened") {
-      child.proc.kill("SIGKILL")
-      await child.closed
-      throw new Error(
-        `child ${outcome} before it opened the session (after ${Date.now() - startedAt} ms); stdout:\n${child.lines.slice(-20).join("\n")}\nstderr:\n${child.stderr()}`
-      )
-    }
-  }
-  await new Promise((resolve) => setTimeout(resolve, delayMs))
-  child.proc.kill("SIGKILL")
-  const { code, signal } = await child.closed
-  if (signal !== "SIGKILL") {
-    throw new Error(`child exited by itself (code ${code}, signal ${signal}); stderr:\n${child.stderr()}\nstdout tail:\n${child.lines.slice(-20).join("\n")}`)
-  }
-  return child.lines
-}
+const pool = new ChildPool(toolcaller)
 
 // ---------------------------------------------------------------------------------------------
 // Reading and recovering in the parent
-
-/** Runs a scoped Effect; a typed failure becomes an Error that names its tag. */
-async function run<A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> {
-  const result = await Effect.runPromise(Effect.scoped(effect).pipe(Effect.result))
-  if (result._tag === "Success") return result.success
-  const e = result.failure as unknown
-  const tag = typeof e === "object" && e !== null && "_tag" in e ? String((e as { _tag: unknown })._tag) : "error"
-  throw new Error(`${tag}: ${e instanceof Error ? e.message : JSON.stringify(e)}`)
-}
 
 /** A failed check: names the seed and the kill so that the failure can be replayed. */
 class CheckFailed extends Error {
@@ -134,7 +52,7 @@ const hasJournal = (dir: string) => fs.existsSync(path.join(dir, "segments")) &&
 async function checkFolder(check: Check, dir: string, ledgerFile: string, closedBefore: number) {
   let records: ReadonlyArray<Journal.Committed>
   try {
-    records = await run(
+    records = await runScoped(
       Effect.gen(function* () {
         const journal = yield* Journal.openFile(dir, { writer: false, create: false })
         return yield* journal.read(1)
@@ -153,7 +71,7 @@ async function checkFolder(check: Check, dir: string, ledgerFile: string, closed
 
   let reader: { id: string; states: Map<string, string> }
   try {
-    reader = await run(
+    reader = await runScoped(
       Effect.gen(function* () {
         const session = yield* Session.openFile(dir, { writer: false, create: false })
         return {
@@ -194,7 +112,7 @@ async function finalRecovery(check: Check, dir: string, ledgerFile: string) {
   const tools = Executor.registry(makeTools(ledgerFile))
   let resumed: { entries: number; calls: number; open: number }
   try {
-    resumed = await run(
+    resumed = await runScoped(
       Effect.gen(function* () {
         const session = yield* Session.openFile(dir, { owner: "verifier" })
         yield* Recovery.recover(session, tools)
@@ -240,9 +158,7 @@ beforeAll(() => {
 })
 
 afterAll(() => {
-  const idle = new Set(warm.splice(0).map((child) => child.proc))
-  for (const proc of idle) proc.stdin?.end() // no config: it exits by itself once loaded
-  for (const proc of live) if (!idle.has(proc)) proc.kill("SIGKILL")
+  pool.stop()
   const { calls, callsBySemantics, executionsBySemantics, inDoubt, resolved, duplicates } = summary
   console.log(
     `toolcalls summary: ${summary.kills} kills, ${calls} calls ${JSON.stringify(callsBySemantics)}, executions ${JSON.stringify(executionsBySemantics)}, ` +
@@ -291,7 +207,7 @@ describe("kill -9 during tool calls", () => {
         const config: ToolCallerConfig = { dir, ledger: ledgerFile, owner: `k${kill}`, seed: (rng() * 2 ** 32) >>> 0, sabotage: SABOTAGE }
         context = `kill ${kill} (${dir}, ${killsHere} earlier kills here, delay ${delay} ms${beforeOpen ? " before open" : ""})`
         const t0 = Date.now()
-        const lines = await runAndKill(config, delay, beforeOpen)
+        const lines = await pool.runAndKill(config, delay, beforeOpen ? undefined : "open ")
         const t1 = Date.now()
         killsHere++
         summary.kills++
