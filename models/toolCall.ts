@@ -284,9 +284,11 @@ export function Succeed(s: ToolCallState, { c }: ActionArgs["Succeed"]): ToolCal
   return closeAttempt(s, c, { type: "succeeded", attempt: attempt(s, c) })
 }
 
-export function Fail(s: ToolCallState, { c, retryable }: ActionArgs["Fail"]): ToolCallState | null {
+/** `retryable` is the error's; the record is retryable only if the tool may retry too (a promise that Retry follows). */
+export function Fail(s: ToolCallState, { c, retryable }: ActionArgs["Fail"], k: ToolCallConstants = MC): ToolCallState | null {
   if (!s.up || !s.running.includes(c)) return null
-  return closeAttempt(s, c, { type: "failed", attempt: attempt(s, c), retryable, reason: "error" })
+  const promised = retryable && isRerunnable(c, k) && attempt(s, c) < k.maxAttempts
+  return closeAttempt(s, c, { type: "failed", attempt: attempt(s, c), retryable: promised, reason: "error" })
 }
 
 export function TimeOut(s: ToolCallState, { c }: ActionArgs["TimeOut"]): ToolCallState | null {
@@ -364,7 +366,7 @@ export function next(s: ToolCallState, k: ToolCallConstants = MC): Step[] {
   perCall("Succeed", Succeed)
   for (const c of k.calls) {
     for (const retryable of [false, true]) {
-      const state = Fail(s, { c, retryable })
+      const state = Fail(s, { c, retryable }, k)
       if (state) steps.push({ action: "Fail", args: { c, retryable }, state })
     }
   }

@@ -272,11 +272,13 @@ Succeed(c) ==
 
 \* The tool fails, before or after its effect happened.  Whether the error
 \* is retryable is the error's property; whether a retry is allowed is the
-\* tool's (Retry).
+\* tool's.  The record says retryable only when both hold, so a failure
+\* journaled retryable is a promise that another attempt follows (Retry),
+\* and one journaled not retryable is the call's end.
 Fail(c, retryable) ==
     /\ up
     /\ c \in running
-    /\ CloseAttempt(c, FailedRecord(Attempt(c), retryable, "error"))
+    /\ CloseAttempt(c, FailedRecord(Attempt(c), retryable /\ c \in Rerunnable /\ Attempt(c) < MaxAttempts, "error"))
 
 \* The attempt exceeds its time budget; the effect may have happened
 \* already (the race is journaled as one outcome all the same).

@@ -18,7 +18,7 @@
  *   const { calls } = yield* session.propose("assistant", { text: "…" }, [{ callId: "c1", tool: "add", input: { a: 1, b: 2 } }])
  *   const done = yield* Executor.runCalls(session, Executor.registry([add]), calls.map((c) => c.callId))
  */
-import { Cause, Duration, Effect, Exit, Option, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, Schedule } from "effect"
 import type { ToolCallEvent } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
 import type { Session, WriteError } from "../session/Session.ts"
@@ -46,6 +46,8 @@ export function registry(tools: ReadonlyArray<Tool.AnyTool>): Registry {
 export interface RunOptions {
   /** Calls running at once (default 8). */
   readonly concurrency?: number
+  /** Told when an attempt's `started` record is durable and the tool is about to run (progress for UIs). */
+  readonly onStart?: (call: Call, attempt: number, time: number) => void
 }
 
 /** Runs the proposed calls concurrently (bounded); one failing or cancelled call never loses the others' results. */
@@ -55,10 +57,10 @@ export const runCalls = (
   callIds: ReadonlyArray<string>,
   options: RunOptions = {}
 ): Effect.Effect<ReadonlyArray<Call>, ExecutorError> =>
-  Effect.forEach(callIds, (callId) => runCall(session, tools, callId), { concurrency: options.concurrency ?? 8 })
+  Effect.forEach(callIds, (callId) => runCall(session, tools, callId, options), { concurrency: options.concurrency ?? 8 })
 
 /** Runs one proposed call to its outcome. */
-export const runCall = (session: Session, tools: Registry, callId: string): Effect.Effect<Call, ExecutorError> =>
+export const runCall = (session: Session, tools: Registry, callId: string, options: RunOptions = {}): Effect.Effect<Call, ExecutorError> =>
   Effect.gen(function* () {
     const call = current(session, callId)
     assert(call.state === "proposed", "PairingInv", `runCall(${callId}) in state ${call.state}`)
@@ -69,7 +71,23 @@ export const runCall = (session: Session, tools: Registry, callId: string): Effe
       const error = Cause.findErrorOption(input.cause)
       return yield* reject(session, call, "invalidInput", error._tag === "Some" ? error.value.message : "invalid input")
     }
-    return yield* attempts(session, tool, call, input.value)
+    return yield* attempts(session, tool, call, input.value, options)
+  })
+
+/**
+ * Goes on with a call whose last attempt failed retryably and whose next
+ * attempt never started (the process stopped during the backoff): the next
+ * attempt, same key, within the tool's policy.
+ */
+export const retryCall = (session: Session, tools: Registry, callId: string, options: RunOptions = {}): Effect.Effect<Call, ExecutorError> =>
+  Effect.gen(function* () {
+    const call = current(session, callId)
+    assert(call.state === "failed" && call.outcome?.kind === "failed" && call.outcome.retryable, "PairingInv", `retryCall(${callId}) in state ${call.state}`)
+    const tool = tools.get(call.tool)
+    const input = tool === undefined ? undefined : yield* Effect.option(Tool.decodeInput(tool, call.input))
+    // The journal said another attempt follows; a registry without the tool cannot keep that promise: the model sees the last failure.
+    if (tool === undefined || input === undefined || input._tag === "None") return call
+    return yield* attempts(session, tool, call, input.value, options)
   })
 
 /**
@@ -78,7 +96,7 @@ export const runCall = (session: Session, tools: Registry, callId: string): Effe
  * tools are reconciled when the tool can ask the world, and otherwise closed
  * as failed with reason "unknown". An unsafe tool is never re-run.
  */
-export const resolveInDoubt = (session: Session, tools: Registry, callId: string): Effect.Effect<Call, ExecutorError> =>
+export const resolveInDoubt = (session: Session, tools: Registry, callId: string, options: RunOptions = {}): Effect.Effect<Call, ExecutorError> =>
   Effect.gen(function* () {
     const call = current(session, callId)
     assert(call.state === "inDoubt", "PairingInv", `resolveInDoubt(${callId}) in state ${call.state}`)
@@ -92,7 +110,7 @@ export const resolveInDoubt = (session: Session, tools: Registry, callId: string
       if (call.attempt >= tool.retry.attemptsMax) {
         return yield* closeUnknown(session, call, `outcome unknown: the process stopped during attempt ${call.attempt}, the last one allowed`)
       }
-      return yield* attempts(session, tool, call, input.value)
+      return yield* attempts(session, tool, call, input.value, options)
     }
     if (tool.reconcile === undefined) {
       return yield* closeUnknown(
@@ -162,22 +180,43 @@ const backoff = (policy: Tool.RetryPolicy) =>
  * closed (failed, "unknown", retryable) in the same batch as the next
  * `started` (spec: Rerun).
  */
-function attempts<I, O>(session: Session, tool: Tool.Tool<I, O>, call: Call, input: I): Effect.Effect<Call, ExecutorError> {
+function attempts<I, O>(session: Session, tool: Tool.Tool<I, O>, call: Call, input: I, options: RunOptions): Effect.Effect<Call, ExecutorError> {
   const allowed = tool.semantics === "readOnly" || tool.semantics === "idempotent" ? tool.retry.attemptsMax : 1
   let attempt = call.attempt
   const once = Effect.suspend(() => {
     const lead: ReadonlyArray<ToolCallEvent> = attempt === call.attempt && call.state === "inDoubt" ? [lostAttempt(call.callId, attempt, 0)] : []
     attempt += 1
-    return attemptOnce(session, tool, call, input, attempt, lead)
+    return attemptOnce(session, tool, call, input, attempt, lead, attempt < allowed, options)
   })
   return once.pipe(
     Effect.retry({ schedule: backoff(tool.retry), times: Math.max(0, allowed - call.attempt - 1), while: (e) => e instanceof RetryableFailure }),
     Effect.catchIf(
       (e): e is RetryableFailure => e instanceof RetryableFailure,
       () => Effect.succeed(current(session, call.callId))
-    )
+    ),
+    // Interrupted during a backoff: the journal promised another attempt; it is closed as cancelled before it runs.
+    Effect.onInterrupt(() => abandonRetry(session, call.callId).pipe(Effect.ignore))
   )
 }
+
+/**
+ * Closes a call whose last attempt failed retryably and whose next attempt
+ * will not run (cancelled during the backoff): the next attempt is journaled
+ * started and cancelled in one batch, so no effect runs and the call ends
+ * with an outcome the model sees. A call in any other state is left alone.
+ */
+export const abandonRetry = (session: Session, callId: string): Effect.Effect<Call, ExecutorError> =>
+  Effect.suspend(() => {
+    const call = current(session, callId)
+    if (!(call.state === "failed" && call.outcome?.kind === "failed" && call.outcome.retryable)) return Effect.succeed(call)
+    const attempt = call.attempt + 1
+    return session
+      .recordCall((time) => [
+        { _tag: "tool.call.started", callId, key: call.key, attempt, time },
+        { _tag: "tool.call.cancelled", callId, attempt, time }
+      ])
+      .pipe(Effect.map(() => current(session, callId)))
+  })
 
 /** Closes an attempt lost in a crash so that the next may start (its effect may or may not have happened). */
 const lostAttempt = (callId: string, attempt: number, time: number): ToolCallEvent => ({
@@ -193,7 +232,9 @@ const lostAttempt = (callId: string, attempt: number, time: number): ToolCallEve
 /**
  * One attempt: `started` durable, then the effect, then one outcome. The
  * journal writes are uninterruptible, so an interruption between them still
- * ends with `tool.call.cancelled` on disk.
+ * ends with `tool.call.cancelled` on disk. A failure is journaled retryable
+ * only if another attempt may follow (`more`): the journal then says truly
+ * whether the call is finished, which is what lets an agent run go on.
  */
 function attemptOnce<I, O>(
   session: Session,
@@ -201,7 +242,9 @@ function attemptOnce<I, O>(
   call: Call,
   input: I,
   attempt: number,
-  lead: ReadonlyArray<ToolCallEvent>
+  lead: ReadonlyArray<ToolCallEvent>,
+  more: boolean,
+  options: RunOptions
 ): Effect.Effect<Call, ExecutorError | RetryableFailure> {
   const callId = call.callId
   const key = Tool.idempotencyKey(session.id, callId)
@@ -212,13 +255,14 @@ function attemptOnce<I, O>(
       // The external effect may happen from here on (spec: Execute).
       const tracer = yield* Effect.serviceOption(Trace)
       if (Option.isSome(tracer)) tracer.value.emit({ spec: "ToolCall", action: "Execute", args: { call: callId, attempt } })
+      if (options.onStart !== undefined) options.onStart(current(session, callId), attempt, yield* Clock.currentTimeMillis)
       // suspend: a tool that throws instead of failing is a defect of its own run, not of the executor.
       const run = Effect.suspend(() => tool.run(input, context(session, call, attempt, controller.signal))).pipe(
         Effect.timeout(Duration.millis(tool.timeoutMs)),
         Effect.onInterrupt(() => Effect.sync(() => controller.abort()))
       )
       const exit = yield* Effect.exit(restore(run))
-      const outcome = yield* classify(tool, exit)
+      const outcome = yield* classify(tool, exit, more)
       yield* session.recordCall((time) => outcome(callId, attempt, time))
       const after = current(session, callId)
       if (after.state === "failed" && after.outcome?.kind === "failed" && after.outcome.retryable) return yield* Effect.fail(new RetryableFailure())
@@ -230,7 +274,7 @@ function attemptOnce<I, O>(
 type OutcomeEvent = (callId: string, attempt: number, time: number) => ToolCallEvent
 
 /** Turns the attempt's exit into the one outcome event to journal. */
-function classify<I, O>(tool: Tool.Tool<I, O>, exit: Exit.Exit<O, Tool.ToolFailure | Cause.TimeoutError>): Effect.Effect<OutcomeEvent> {
+function classify<I, O>(tool: Tool.Tool<I, O>, exit: Exit.Exit<O, Tool.ToolFailure | Cause.TimeoutError>, more: boolean): Effect.Effect<OutcomeEvent> {
   return Effect.gen(function* () {
     if (Exit.isSuccess(exit)) {
       const output = yield* Effect.exit(Tool.encodeOutput(tool, exit.value))
@@ -250,7 +294,15 @@ function classify<I, O>(tool: Tool.Tool<I, O>, exit: Exit.Exit<O, Tool.ToolFailu
     if (error._tag === "Some") {
       const e = error.value
       if (Cause.isTimeoutError(e)) return (callId, attempt, time) => ({ _tag: "tool.call.timedOut", callId, attempt, time })
-      return (callId, attempt, time) => ({ _tag: "tool.call.failed", callId, attempt, reason: "error", message: e.message, retryable: e.retryable, time })
+      return (callId, attempt, time) => ({
+        _tag: "tool.call.failed",
+        callId,
+        attempt,
+        reason: "error",
+        message: e.message,
+        retryable: e.retryable && more,
+        time
+      })
     }
     if (Cause.hasDies(exit.cause)) {
       const message = `the tool failed unexpectedly: ${Cause.pretty(exit.cause).slice(0, 1000)}`

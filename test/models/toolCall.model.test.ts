@@ -45,26 +45,26 @@ import {
   type ToolCallState
 } from "../../models/toolCall.ts"
 
-const DISTINCT_STATES = 62802
+const DISTINCT_STATES = 43482
 /** Labelled transitions: one per (state, action, parameter binding). */
-const TRANSITIONS = 166964
+const TRANSITIONS = 127225
 /** The transitions by action, in the order of Next's disjuncts (they add up to TRANSITIONS). */
 const TRANSITIONS_BY_ACTION: Readonly<Record<ActionName, number>> = {
-  Propose: 6020,
-  Start: 6020,
-  Reject: 6020,
-  Execute: 8888,
-  Succeed: 8888,
-  Fail: 35552,
-  TimeOut: 17776,
-  Cancel: 17776,
-  Retry: 1644,
-  Compensate: 2644,
-  Crash: 24468,
-  Recover: 18750,
-  Rerun: 1224,
-  Reconcile: 4392,
-  CloseUnknown: 6902
+  Propose: 4771,
+  Start: 4771,
+  Reject: 4771,
+  Execute: 7003,
+  Succeed: 7003,
+  Fail: 28012,
+  TimeOut: 14006,
+  Cancel: 14006,
+  Retry: 1272,
+  Compensate: 2108,
+  Crash: 17004,
+  Recover: 12558,
+  Rerun: 960,
+  Reconcile: 3520,
+  CloseUnknown: 5460
 }
 /** TLC's convention: the initial state is at depth 1. */
 const DEPTH = 21

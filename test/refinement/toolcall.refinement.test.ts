@@ -203,7 +203,7 @@ class ActionCommand implements fc.AsyncCommand<Model, ToolCallImpl> {
       case "Succeed":
         return Succeed(s, { c })
       case "Fail":
-        return Fail(s, { c, retryable: this.args.retryable === true })
+        return Fail(s, { c, retryable: this.args.retryable === true }, C)
       case "TimeOut":
         return TimeOut(s, { c })
       case "Cancel":

@@ -224,7 +224,7 @@ export function checkToolCallTrace(steps: ReadonlyArray<Trace.Step>, k: ToolCall
       const retryable = step.args.retryable
       if (typeof retryable !== "boolean") return refuse(at, `Fail(${id}) has no boolean retryable argument`)
       args = { c, retryable }
-      next = Fail(state, { c, retryable })
+      next = Fail(state, { c, retryable }, k)
     } else {
       args = { c }
       next = perCall[action](state, { c }, k)
