@@ -112,6 +112,80 @@ export const ToolCallCompensated = Schema.TaggedStruct("tool.call.compensated", 
   time: Time
 })
 
+// ------------------------------------------------------------------------------------------------
+// Agent runs (spec/Agent.tla). A run answers one user entry: turns of the
+// model, each journaled with the calls it proposes before any of them starts.
+
+const RunId = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(Limits.callIdLengthMax))
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** The bounds of one run, journaled with it so that a resumed run keeps them (deadlines come from the journal). */
+export const RunBudget = Schema.Struct({
+  turnsMax: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(Limits.turnsPerRunMax)),
+  toolCallsPerTurnMax: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(Limits.toolCallsPerTurnMax)),
+  wallClockMsMax: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(Limits.runWallClockMsMax)),
+  tokensMax: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+})
+export type RunBudget = typeof RunBudget.Type
+
+/** StartRun: a user entry and the run that answers it (same batch). */
+export const AgentRunStarted = Schema.TaggedStruct("agent.run.started", {
+  runId: RunId,
+  /** The user entry the run answers. */
+  entryId: Position,
+  branch: Name,
+  budget: RunBudget,
+  time: Time
+})
+/**
+ * RecordTurn: the model's turn, journaled with its entry and the calls it
+ * proposes in one batch, before any call starts (TurnWalInv). `turn` counts
+ * from 1; a turn in the journal is never asked of the model again (NoReaskInv).
+ */
+export const AgentTurnRecorded = Schema.TaggedStruct("agent.turn.recorded", {
+  runId: RunId,
+  turn: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(Limits.turnsPerRunMax)),
+  entryId: Position,
+  callIds: Schema.Array(CallId),
+  inputTokens: Count,
+  outputTokens: Count,
+  time: Time
+})
+/** Wait: the run needs a person (an approval, an answer); durable, so a restart asks again. */
+export const AgentRunWaiting = Schema.TaggedStruct("agent.run.waiting", {
+  runId: RunId,
+  /** The call the question is about. */
+  forCall: CallId,
+  question: Schema.String,
+  time: Time
+})
+/** Answer: the person answered; the run goes on acting. */
+export const AgentRunAnswered = Schema.TaggedStruct("agent.run.answered", {
+  runId: RunId,
+  forCall: CallId,
+  answer: Schema.String,
+  by: Schema.String,
+  time: Time
+})
+/** Finish: the model answered without asking for tools; journaled with that last turn. */
+export const AgentRunDone = Schema.TaggedStruct("agent.run.done", { runId: RunId, time: Time })
+/** Cancel: interrupted (Ctrl-C, AbortSignal, Effect interruption); the session stays resumable. */
+export const AgentRunCancelled = Schema.TaggedStruct("agent.run.cancelled", { runId: RunId, reason: Schema.String, time: Time })
+/** Fail: the model failed for good, or a budget (turns, tokens) ran out. */
+export const AgentRunFailed = Schema.TaggedStruct("agent.run.failed", {
+  runId: RunId,
+  reason: Schema.Literals(["model", "contextTooLong", "turnsExhausted", "tokensExhausted"]),
+  message: Schema.String,
+  time: Time
+})
+/** TimeOut: the run's wall clock ran out, or the model stalled (no progress within its budget). */
+export const AgentRunTimedOut = Schema.TaggedStruct("agent.run.timedOut", {
+  runId: RunId,
+  reason: Schema.Literals(["wallClock", "modelStalled"]),
+  message: Schema.String,
+  time: Time
+})
+
 export const Event = Schema.Union([
   SessionCreated,
   LeaseAcquired,
@@ -127,11 +201,23 @@ export const Event = Schema.Union([
   ToolCallFailed,
   ToolCallCancelled,
   ToolCallTimedOut,
-  ToolCallCompensated
+  ToolCallCompensated,
+  AgentRunStarted,
+  AgentTurnRecorded,
+  AgentRunWaiting,
+  AgentRunAnswered,
+  AgentRunDone,
+  AgentRunCancelled,
+  AgentRunFailed,
+  AgentRunTimedOut
 ])
 export type Event = typeof Event.Type
 export type EventTag = Event["_tag"]
 
 /** The events of one tool call's lifecycle (folded by the ToolCall machine). */
-export type ToolCallEvent = Extract<Event, { readonly callId: string }>
-export const isToolCallEvent = (event: Event): event is ToolCallEvent => "callId" in event
+export type ToolCallEvent = Extract<Event, { readonly _tag: `tool.call.${string}` }>
+export const isToolCallEvent = (event: Event): event is ToolCallEvent => event._tag.startsWith("tool.call.")
+
+/** The events of one agent run's lifecycle (folded by the Agent machine). */
+export type AgentEvent = Extract<Event, { readonly _tag: `agent.${string}` }>
+export const isAgentEvent = (event: Event): event is AgentEvent => event._tag.startsWith("agent.")

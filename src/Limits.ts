@@ -26,6 +26,20 @@ export const Limits = {
   retryAttemptsMax: 10,
   /** Characters of a call id (it is part of the idempotency key sent to external APIs). */
   callIdLengthMax: 128,
+  /** Model turns in one agent run (each is a paid model call). */
+  turnsPerRunMax: 1000,
+  /** Tool calls one model turn may propose; the calls beyond are journaled and rejected. */
+  toolCallsPerTurnMax: 64,
+  /** Wall-clock budget of one run, waiting included (deadlines come from the journal). */
+  runWallClockMsMax: 24 * 60 * 60 * 1000,
+  /** A model call that shows no progress (no streamed token) for this long has stalled. */
+  modelStallMsMax: 10 * 60 * 1000,
+  /** Attempts of one model call on retryable errors (rate limit, overload, network), the first included. */
+  modelAttemptsMax: 8,
+  /** Characters of a tool result shown to the model (the journal keeps the whole output). */
+  toolResultCharsMax: 64 * 1024,
+  /** Listeners of one agent's event stream. */
+  agentListenersMax: 64,
   /** Records appended between two checkpoints of the session index. */
   checkpointIntervalRecords: 4096
 } as const

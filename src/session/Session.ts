@@ -25,7 +25,9 @@
  *   yield* session.switchTo("idea")
  */
 import { Clock, Effect, Option, Schema, type Scope } from "effect"
-import { type Event, isToolCallEvent, type ToolCallEvent } from "../Event.ts"
+import { actionOf as runActionOf } from "../agent/AgentMachine.ts"
+import { AgentRuns, type AgentRunsData } from "../agent/AgentRuns.ts"
+import { type AgentEvent, type Event, isAgentEvent, isToolCallEvent, type RunBudget, type ToolCallEvent } from "../Event.ts"
 import { assert, InvariantViolation } from "../internal/assert.ts"
 import type { Batch } from "../journal/Codec.ts"
 import {
@@ -49,7 +51,7 @@ import { Limits } from "../Limits.ts"
 import { actionOf, type ToolCallState, terminalStates } from "../toolcall/ToolCallMachine.ts"
 import { type Call, ToolCalls, type ToolCallsData } from "../toolcall/ToolCalls.ts"
 import { Trace, type TraceShape } from "../trace/Trace.ts"
-import { BranchExists, InvalidRequest, SessionNotActive, ToolCallRefused, UnknownBranch, UnknownEntry } from "./SessionError.ts"
+import { BranchExists, InvalidRequest, RunRefused, SessionNotActive, ToolCallRefused, UnknownBranch, UnknownEntry } from "./SessionError.ts"
 import { initialSnapshot, type SessionSnapshot, type SessionStatus, sessionMachine, statusOf, step } from "./SessionMachine.ts"
 import { Tree, type TreeData } from "./Tree.ts"
 
@@ -96,7 +98,15 @@ export interface Session {
   readonly entry: (id: number) => Effect.Effect<Entry, ReadError>
   /** Entries root → head of `branch` (default: the active one). */
   readonly path: (branch?: string) => Effect.Effect<ReadonlyArray<Entry>, ReadError>
-  readonly append: (type: string, payload: Schema.Json) => Effect.Effect<Entry, WriteError>
+  /**
+   * Appends an entry on the active branch. With `run`, the entry is a user
+   * message and the agent run that answers it starts in the same batch.
+   */
+  readonly append: (
+    type: string,
+    payload: Schema.Json,
+    options?: { readonly run?: { readonly runId: string; readonly budget: RunBudget } }
+  ) => Effect.Effect<Entry, WriteError | RunRefused>
   readonly fork: (at: number, name: string) => Effect.Effect<void, WriteError | UnknownEntry | BranchExists>
   readonly switchTo: (name: string) => Effect.Effect<void, WriteError | UnknownBranch>
   readonly label: (id: number, label: string) => Effect.Effect<void, WriteError | UnknownEntry>
@@ -108,13 +118,17 @@ export interface Session {
     type: string,
     payload: Schema.Json,
     calls: ReadonlyArray<{ readonly callId: string; readonly tool: string; readonly input: Schema.Json }>,
-    options?: { readonly atomic?: boolean }
-  ) => Effect.Effect<{ readonly entry: Entry; readonly calls: ReadonlyArray<Call> }, WriteError | ToolCallRefused>
+    options?: { readonly atomic?: boolean; readonly turn?: TurnRecord }
+  ) => Effect.Effect<{ readonly entry: Entry; readonly calls: ReadonlyArray<Call> }, WriteError | ToolCallRefused | RunRefused>
   /**
    * Journals events of calls' lifecycles, in one atomic batch, if the calls'
    * machines accept them in order now; the position of the first.
    */
   readonly recordCall: (build: (time: number) => ToolCallEvent | ReadonlyArray<ToolCallEvent>) => Effect.Effect<number, WriteError | ToolCallRefused>
+  /** Journals events of an agent run, in one atomic batch, if the run's machine accepts them in order now. */
+  readonly recordRun: (build: (time: number) => AgentEvent | ReadonlyArray<AgentEvent>) => Effect.Effect<number, WriteError | RunRefused>
+  /** The session's agent runs (read-only). */
+  readonly runs: () => Pick<AgentRuns, "get" | "active" | "all" | "size">
   /** The session's tool calls (read-only). */
   readonly calls: () => Pick<ToolCalls, "get" | "ofEntry" | "all" | "unresolved">
   /**
@@ -131,12 +145,25 @@ export interface Session {
   readonly checkpoint: Effect.Effect<void, JournalIOError>
 }
 
+/**
+ * A model turn recorded with its entry (`propose`): the turn record joins the
+ * batch, and with `final` (no calls: the model answered) so does the run's end.
+ */
+export interface TurnRecord {
+  readonly runId: string
+  readonly turn: number
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly final: boolean
+}
+
 /** The summary a checkpoint keeps for the session (the journal keeps the frame index). */
 interface SessionCheckpoint {
   readonly id: string
   readonly machine: { readonly value: SessionStatus; readonly epoch: number }
   readonly tree: TreeData
   readonly calls: ToolCallsData
+  readonly runs: AgentRunsData
 }
 
 /** The live state: the fold of the journal through the Session machine, the Tree and the ToolCall machines. */
@@ -144,6 +171,7 @@ interface State {
   snapshot: SessionSnapshot
   readonly tree: Tree
   readonly calls: ToolCalls
+  readonly runs: AgentRuns
   id: string
 }
 
@@ -151,22 +179,28 @@ const isJson = Schema.is(Schema.Json)
 const isEvents = (x: unknown): x is ReadonlyArray<Event> => Array.isArray(x)
 
 /** A request the session refuses before writing anything. */
-type Refusal = SessionNotActive | InvalidRequest | UnknownEntry | UnknownBranch | BranchExists | ToolCallRefused
+type Refusal = SessionNotActive | InvalidRequest | UnknownEntry | UnknownBranch | BranchExists | ToolCallRefused | RunRefused
 
 /**
  * Folds one event at `position`. Every fold asserts its invariants: a refused
  * event is an InvariantViolation (a bug when we wrote it, a forged or damaged
  * journal when we read it; `replay` turns the latter into a typed error).
  */
-function fold(state: State, position: number, event: Event): void {
+function fold(state: State, position: number, event: Event): string | undefined {
+  let settled: string | undefined
   if (event._tag === "session.created") state.id = event.sessionId
   else {
     const next = step(state.snapshot, event)
     assert(next !== undefined, "LifecycleInv", `${event._tag} is not allowed in lifecycle state ${statusOf(state.snapshot)}`)
     state.snapshot = next
   }
-  if (isToolCallEvent(event)) state.calls.apply(event, (id) => state.tree.isEntry(id))
+  if (isToolCallEvent(event)) {
+    state.calls.apply(event, (id) => state.tree.isEntry(id))
+    const call = state.calls.get(event.callId)
+    if (call !== undefined) settled = state.runs.onCall(call)
+  } else if (isAgentEvent(event)) state.runs.apply(event)
   state.tree.apply(position, event)
+  return settled
 }
 
 /** Folds recovered batches; a record the folds refuse is a forged or corrupt journal: JournalRecordInvalid. */
@@ -211,14 +245,28 @@ function traceCalls(tracer: TraceShape, calls: ToolCalls, events: ReadonlyArray<
   }
 }
 
+/** Emits the Agent spec's actions for an event just folded: its own, then SettleCall if it settled a call. */
+function traceRun(tracer: TraceShape, event: Event, settled: string | undefined): void {
+  if (isAgentEvent(event)) {
+    const args: { [key: string]: Schema.Json } = { run: event.runId }
+    if (event._tag === "agent.turn.recorded") {
+      args.turn = event.turn
+      args.calls = [...event.callIds]
+    }
+    if (event._tag === "agent.run.waiting" || event._tag === "agent.run.answered") args.call = event.forCall
+    tracer.emit({ spec: "Agent", action: runActionOf(event), args })
+  }
+  if (settled !== undefined) tracer.emit({ spec: "Agent", action: "SettleCall", args: { call: settled } })
+}
+
 const stateAfter = (event: ToolCallEvent): ToolCallState =>
   event._tag === "tool.call.proposed" ? "proposed" : (event._tag.slice("tool.call.".length) as ToolCallState)
 
 function restore(checkpoint: unknown): State | undefined {
   const data = checkpoint as SessionCheckpoint | undefined
-  if (data === undefined || typeof data !== "object" || data.machine === undefined || data.calls === undefined) return undefined
+  if (data === undefined || typeof data !== "object" || data.machine === undefined || data.calls === undefined || data.runs === undefined) return undefined
   const snapshot = sessionMachine.resolveState({ value: data.machine.value, context: { epoch: data.machine.epoch } })
-  return { snapshot, tree: new Tree(data.tree), calls: new ToolCalls(data.calls), id: data.id }
+  return { snapshot, tree: new Tree(data.tree), calls: new ToolCalls(data.calls), runs: new AgentRuns(data.runs), id: data.id }
 }
 
 /**
@@ -232,7 +280,7 @@ export const open = (
   Effect.gen(function* () {
     const writer = options.writer ?? true
     const recovered = restore(journal.recovery.checkpoint?.data)
-    const state: State = recovered ?? { snapshot: initialSnapshot(), tree: new Tree(), calls: new ToolCalls(), id: "" }
+    const state: State = recovered ?? { snapshot: initialSnapshot(), tree: new Tree(), calls: new ToolCalls(), runs: new AgentRuns(), id: "" }
     yield* Effect.try({
       try: () => replay(journal.path, journal.recovery.tail, state),
       catch: (e) => {
@@ -270,7 +318,10 @@ export const open = (
           fence = sequenced.fence
           // The builder checked these events against this very state: a refusal here is a bug.
           if (tracer !== undefined) traceCalls(tracer, state.calls, events)
-          for (const [k, event] of events.entries()) fold(state, first + k, event)
+          for (const [k, event] of events.entries()) {
+            const settled = fold(state, first + k, event)
+            if (tracer !== undefined) traceRun(tracer, event, settled)
+          }
           sinceCheckpoint += events.length
           return sequenced.durable.pipe(
             Effect.tapError((e) => Effect.sync(() => (failed ??= e))),
@@ -286,7 +337,8 @@ export const open = (
         id: state.id,
         machine: { value: statusOf(state.snapshot), epoch: state.snapshot.context.epoch },
         tree: state.tree.toJSON(),
-        calls: state.calls.toJSON()
+        calls: state.calls.toJSON(),
+        runs: state.runs.toJSON()
       }
       return journal.checkpoint(data)
     })
@@ -301,6 +353,11 @@ export const open = (
       value.length >= 1 && value.length <= max && !/[\u0000-\u001f]/.test(value)
         ? undefined
         : new InvalidRequest({ reason: `${what} must be 1..${max} printable characters, got ${JSON.stringify(value).slice(0, 80)}` })
+
+    const runRefusal = (events: ReadonlyArray<AgentEvent>): RunRefused | undefined => {
+      const why = state.runs.refusalOfBatch(events)
+      return why === undefined ? undefined : new RunRefused(why)
+    }
 
     const unknownBranch = (branch: string) => new UnknownBranch({ branch, known: [...state.tree.branches.keys()] })
 
@@ -357,15 +414,19 @@ export const open = (
       tree: () => state.tree,
       entry,
       path: (branch) => headOf(branch).pipe(Effect.flatMap((head) => readEntries(state.tree.pathTo(head)))),
-      append: (type, payload) =>
-        commit(
-          (time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest =>
+      append: (type, payload, options = {}) =>
+        commit((time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | RunRefused => {
+          const refused =
             notActive("append") ??
             badName(type, "an entry type", Limits.entryTypeLengthMax) ??
-            (isJson(payload)
-              ? [{ _tag: "entry.appended", branch: state.tree.active, parentId: state.tree.branches.get(state.tree.active) as number, type, time, payload }]
-              : new InvalidRequest({ reason: "an entry payload must be JSON data" }))
-        ).pipe(Effect.map(({ id, time }): Entry => ({ id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined }))),
+            (isJson(payload) ? undefined : new InvalidRequest({ reason: "an entry payload must be JSON data" }))
+          if (refused !== undefined) return refused
+          const branch = state.tree.active
+          const events: Array<Event> = [{ _tag: "entry.appended", branch, parentId: state.tree.branches.get(branch) as number, type, time, payload }]
+          if (options.run === undefined) return events
+          const run: AgentEvent = { _tag: "agent.run.started", runId: options.run.runId, entryId: fence.head + 1, branch, budget: options.run.budget, time }
+          return runRefusal([run]) ?? [...events, run]
+        }).pipe(Effect.map(({ id, time }): Entry => ({ id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined }))),
       fork: (at, branch) =>
         commit(
           (time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | UnknownEntry | BranchExists =>
@@ -395,7 +456,7 @@ export const open = (
                 : [{ _tag: "entry.labelled", entryId: id, label, time }])
         ).pipe(Effect.asVoid),
       propose: (type, payload, calls, options = {}) =>
-        commit((time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | ToolCallRefused => {
+        commit((time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | ToolCallRefused | RunRefused => {
           const refused = notActive("propose") ?? badName(type, "an entry type", Limits.entryTypeLengthMax)
           if (refused !== undefined) return refused
           if (!isJson(payload)) return new InvalidRequest({ reason: "an entry payload must be JSON data" })
@@ -420,7 +481,15 @@ export const open = (
             seen.add(call.callId)
             events.push(event)
           }
-          return events
+          if (options.turn === undefined) return events
+          const { runId, turn, inputTokens, outputTokens, final } = options.turn
+          const run: Array<AgentEvent> = [
+            { _tag: "agent.turn.recorded", runId, turn, entryId, callIds: calls.map((c) => c.callId), inputTokens, outputTokens, time }
+          ]
+          if (final) run.push({ _tag: "agent.run.done", runId, time })
+          if (state.runs.get(runId)?.branch !== state.tree.active)
+            return new RunRefused({ runId, reason: `the turn is not on the run's branch (${state.tree.active})` })
+          return runRefusal(run) ?? [...events, ...run]
         }).pipe(
           Effect.map(({ id, time }) => ({
             entry: { id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined },
@@ -436,6 +505,15 @@ export const open = (
           const refusal = state.calls.refusalOfBatch(events)
           return refusal === undefined ? events : new ToolCallRefused(refusal)
         }).pipe(Effect.map(({ id }) => id)),
+      recordRun: (build) =>
+        commit((time): ReadonlyArray<Event> | SessionNotActive | RunRefused => {
+          const refused = notActive("record an agent run")
+          if (refused !== undefined) return refused
+          const built = build(time)
+          const events: ReadonlyArray<AgentEvent> = isEvents(built) ? built : [built as AgentEvent]
+          return runRefusal(events) ?? events
+        }).pipe(Effect.map(({ id }) => id)),
+      runs: () => state.runs,
       calls: () => state.calls,
       context: (branch) =>
         headOf(branch).pipe(

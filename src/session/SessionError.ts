@@ -55,3 +55,13 @@ export class ToolCallRefused extends Schema.TaggedError<ToolCallRefused>()("Tool
     return this.reason
   }
 }
+
+/** An agent-run record the run's machine refuses now (a second run while one is active, a turn out of order…); nothing was written. */
+export class RunRefused extends Schema.TaggedError<RunRefused>()("RunRefused", {
+  runId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.runId}: ${this.reason}`
+  }
+}

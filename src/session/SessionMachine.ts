@@ -8,6 +8,7 @@
  *   lease.acquired ↔ AcquireLease, session.suspended ↔ Suspend,
  *   session.closed ↔ Close, entry.appended ↔ Append, branch.forked ↔ Fork,
  *   branch.switched ↔ Switch, entry.labelled ↔ Label.
+ * Tool-call and agent-run records are content too (their own machines fold them).
  * Tree content events are accepted only while `active` (a writer holds the lease);
  * they target `active` itself so that `can()` reports them as enabled.
  */
@@ -50,6 +51,14 @@ export const sessionMachine = setup({
         "tool.call.cancelled": { target: "active" },
         "tool.call.timedOut": { target: "active" },
         "tool.call.compensated": { target: "active" },
+        "agent.run.started": { target: "active" },
+        "agent.turn.recorded": { target: "active" },
+        "agent.run.waiting": { target: "active" },
+        "agent.run.answered": { target: "active" },
+        "agent.run.done": { target: "active" },
+        "agent.run.cancelled": { target: "active" },
+        "agent.run.failed": { target: "active" },
+        "agent.run.timedOut": { target: "active" },
         "session.suspended": { target: "suspended" },
         "session.closed": { target: "closed" }
       }
