@@ -7,10 +7,13 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, type Schema } from "effect"
+import { Effect, Schema } from "effect"
+import * as Agent from "../../src/agent/Agent.ts"
 import { decodePayloadBytes, encodeFrame, frameHeaderBytes } from "../../src/journal/Codec.ts"
 import * as Journal from "../../src/journal/Journal.ts"
+import * as ScriptedModel from "../../src/model/ScriptedModel.ts"
 import * as Session from "../../src/session/Session.ts"
+import * as Tool from "../../src/toolcall/Tool.ts"
 
 const checks: Array<[string, () => Promise<void>]> = []
 const check = (name: string, run: () => Promise<void>) => checks.push([name, run])
@@ -105,6 +108,46 @@ check("session: fork, switch, lock, resume by replay", async () => {
       ]),
     JSON.stringify(texts)
   )
+  fs.rmSync(dir, { recursive: true })
+})
+
+check("agent: a run with a tool call on a file session, replayed by a reader", async () => {
+  const dir = temp()
+  const add = Tool.make({
+    name: "add",
+    description: "adds",
+    input: Schema.Struct({ a: Schema.Finite, b: Schema.Finite }),
+    output: Schema.Finite,
+    semantics: "readOnly",
+    timeoutMs: 1000,
+    run: ({ a, b }) => Effect.succeed(a + b)
+  })
+  const model = () =>
+    ScriptedModel.make((request) => {
+      const last = request.messages.at(-1)
+      return last?.role === "tool" ? { text: `sum ${last.results[0]?.content}` } : { toolCalls: [{ name: "add", input: { a: 2, b: 40 } }] }
+    })
+  const outcome = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const session = yield* Session.openFile(dir, { owner: "p" })
+        const agent = yield* Agent.make(session, { model: model(), tools: [add] })
+        return yield* agent.run("add 2 and 40")
+      })
+    )
+  )
+  expect(outcome.state === "done" && outcome.text === "sum 42", JSON.stringify(outcome))
+  const runs = await Effect.runPromise(
+    Effect.scoped(
+      Effect.map(Session.openFile(dir, { writer: false }), (s) =>
+        s
+          .runs()
+          .all()
+          .map((r) => `${r.runId}:${r.state}:${r.turns}`)
+      )
+    )
+  )
+  expect(runs.join() === "run1:done:2", runs.join())
   fs.rmSync(dir, { recursive: true })
 })
 
