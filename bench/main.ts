@@ -9,6 +9,10 @@
  *   (e) bytes on disk per entry, framing overhead per record
  *   (f) journaled tool calls: one call vs two durable appends (fsync, "os"),
  *       100 parallel calls, propose of 1 and 100 calls (bench/toolcalls.ts)
+ *   (g) agent loop overhead per turn (200-turn runs, ScriptedModel, no-op
+ *       tool) vs the tool-call protocol and one durable append; text-only runs
+ *   (h) resume a 10,000-turn session to the first new turn, in a fresh
+ *       process (bench/agent.ts, bench/agent-child.ts)
  *
  * Progress goes to stderr; the environment and ONE markdown table to stdout.
  * Everything is written under os.tmpdir() and removed at the end.
@@ -25,6 +29,7 @@ import { encodeFrame, frameHeaderBytes, headerBytes } from "../src/journal/Codec
 import * as Journal from "../src/journal/Journal.ts"
 import { Limits } from "../src/Limits.ts"
 import * as Session from "../src/session/Session.ts"
+import { sectionG, sectionH } from "./agent.ts"
 import {
   bytes,
   dropCaches,
@@ -785,8 +790,8 @@ async function main(): Promise<void> {
       })
     }
   }
-  // BENCH_ONLY=a,b,c,d,e,f runs a subset (b needs a; c, d, e share the 100k-entry session).
-  const only = new Set((process.env.BENCH_ONLY ?? "a,b,c,d,e,f").split(",").map((x) => x.trim()))
+  // BENCH_ONLY=a,b,c,d,e,f,g,h runs a subset (b needs a; c, d, e share the 100k-entry session).
+  const only = new Set((process.env.BENCH_ONLY ?? "a,b,c,d,e,f,g,h").split(",").map((x) => x.trim()))
   let a: SectionA | undefined
   if (only.has("a") || only.has("b")) {
     await section("a", async () => {
@@ -813,7 +818,9 @@ async function main(): Promise<void> {
     }
   }
   if (only.has("f")) await section("f", () => sectionF(rows, log))
-  const order = (id: string) => ["a", "b", "—", "c", "d", "e", "f"].indexOf(id.slice(0, 1))
+  if (only.has("g")) await section("g", () => sectionG(rows, log))
+  if (only.has("h")) await section("h", () => sectionH(rows, log))
+  const order = (id: string) => ["a", "b", "—", "c", "d", "e", "f", "g", "h"].indexOf(id.slice(0, 1))
   const sorted = [...rows].sort((x, y) => order(x.id) - order(y.id))
   const totalMs = now() - benchStarted
   removeTempDirs()

@@ -272,7 +272,9 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
 
     const act = (run: Run): Effect.Effect<void, AgentError> =>
       Effect.gen(function* () {
-        for (const callId of run.pending) {
+        // The call a restart found a person being asked about comes first: the run is waiting on it.
+        const order = run.state === "waiting" ? [run.awaiting, ...run.pending.filter((c) => c !== run.awaiting)] : run.pending
+        for (const callId of order) {
           const call = callOf(callId)
           const tool = tools.get(call.tool)
           if (call.state !== "proposed" || tool === undefined || !needsApproval(tool)) continue
@@ -321,6 +323,9 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           input: call.input,
           text: `Run ${call.tool} ${JSON.stringify(call.input).slice(0, 500)}?`
         }
+        const given = run.answers[call.callId]
+        if (given === "yes") return
+        if (given === "no") return yield* declined(run.runId, call, "the person asked said no")
         if (!(run.state === "waiting" && run.awaiting === call.callId)) {
           yield* session.recordRun((time) => ({ _tag: "agent.run.waiting", runId: run.runId, forCall: call.callId, question: question.text, time }))
         }
@@ -344,11 +349,13 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           by: answer.by,
           time
         }))
-        if (!answer.approve) {
-          const why = answer.note === undefined ? "" : ` (${answer.note})`
-          yield* Executor.reject(session, call, "error", `not run: ${answer.by} declined this call${why}`)
-          emit({ _tag: "toolCallFinished", runId: run.runId, call: callOf(call.callId) })
-        }
+        if (!answer.approve) yield* declined(run.runId, call, `${answer.by} declined this call${answer.note === undefined ? "" : ` (${answer.note})`}`)
+      })
+
+    const declined = (runId: string, call: Call, why: string): Effect.Effect<void, AgentError> =>
+      Effect.gen(function* () {
+        yield* Executor.reject(session, call, "error", `not run: ${why}`)
+        emit({ _tag: "toolCallFinished", runId, call: callOf(call.callId) })
       })
 
     // ---------------------------------------------------------------------------------------------
@@ -358,7 +365,9 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
       Effect.gen(function* () {
         const run = session.runs().get(runId)
         if (run === undefined || finalStates.has(run.state)) return
-        for (const callId of run.pending) {
+        // The call a restart found a person being asked about comes first: the run is waiting on it.
+        const order = run.state === "waiting" ? [run.awaiting, ...run.pending.filter((c) => c !== run.awaiting)] : run.pending
+        for (const callId of order) {
           const call = callOf(callId)
           if (call.state === "proposed") yield* Executor.reject(session, call, "error", `not run: the run was cancelled (${reason})`)
           else if (call.state === "failed") yield* Executor.abandonRetry(session, callId)
@@ -382,6 +391,14 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
         const outcome = yield* loop(runId).pipe(
           Effect.onInterrupt(() =>
             cancel(runId, "interrupted").pipe(
+              // Calls the interruption ended (cancelled by the executor, or rejected unstarted) are finished too, for the UI.
+              Effect.andThen(
+                Effect.sync(() => {
+                  const run = runOf(runId)
+                  const entryCalls = run.lastTurnEntryId === 0 ? [] : session.calls().ofEntry(run.lastTurnEntryId)
+                  for (const call of entryCalls) if (isSettled(call)) emit({ _tag: "toolCallFinished", runId, call })
+                })
+              ),
               Effect.andThen(Effect.suspend(() => (finalStates.has(runOf(runId).state) ? outcomeOf(runOf(runId)) : Effect.void))),
               Effect.tap((o) => Effect.sync(() => o !== undefined && emit({ _tag: "runEnded", outcome: o }))),
               Effect.ignore

@@ -36,6 +36,8 @@ export interface Run {
   /** The call a person is being asked about ("" unless waiting). */
   readonly awaiting: string
   readonly question: string
+  /** The answers people gave about calls of the run ("yes" | "no"), by call id: a restart does not ask twice. */
+  readonly answers: { readonly [callId: string]: string }
   /** The entry of the last recorded turn (0: none yet). */
   readonly lastTurnEntryId: number
   readonly toolCalls: number
@@ -112,6 +114,7 @@ export class AgentRuns {
         pending: [],
         awaiting: "",
         question: "",
+        answers: {},
         lastTurnEntryId: 0,
         toolCalls: 0,
         inputTokens: 0,
@@ -135,6 +138,7 @@ export class AgentRuns {
         break
       case "agent.run.answered":
         run.question = ""
+        run.answers = { ...run.answers, [event.forCall]: event.answer }
         break
       case "agent.run.done":
         run.end = { state: "done", reason: "answered", message: "the model answered", at: event.time }

@@ -176,6 +176,44 @@ describe("Agent loop", () => {
     })
   )
 
+  it.effect("a restart while asking about the second of two calls asks about that one, and not again about the first", () =>
+    Effect.gen(function* () {
+      ran.length = 0
+      const store = new MemoryStore()
+      yield* Effect.gen(function* () {
+        const s = yield* Session.openMemory(store)
+        yield* s.append("user", { text: "ship both" }, { run: { runId: "run1", budget: Agent.defaultBudget } })
+        yield* s.propose(
+          "assistant",
+          { text: "Deploying." },
+          [
+            { callId: "run1_t1_c1", tool: "deploy", input: { env: "a" } },
+            { callId: "run1_t1_c2", tool: "deploy", input: { env: "b" } }
+          ],
+          { turn: { runId: "run1", turn: 1, inputTokens: 1, outputTokens: 1, final: false } }
+        )
+        yield* s.recordRun((time) => ({ _tag: "agent.run.waiting", runId: "run1", forCall: "run1_t1_c1", question: "?", time }))
+        yield* s.recordRun((time) => ({ _tag: "agent.run.answered", runId: "run1", forCall: "run1_t1_c1", answer: "yes", by: "me", time }))
+        yield* s.recordRun((time) => ({ _tag: "agent.run.waiting", runId: "run1", forCall: "run1_t1_c2", question: "?", time }))
+      })
+      const session = yield* Session.openMemory(store, { takeover: true })
+      const asked: Array<string> = []
+      const agent = yield* Agent.make(session, {
+        model: ScriptedModel.make([{ text: "done" }]),
+        tools,
+        ask: (q) =>
+          Effect.sync(() => {
+            asked.push(q.callId)
+            return { approve: true, by: "me" }
+          })
+      })
+      const outcome = yield* agent.resume
+      assert.strictEqual(outcome?.state, "done")
+      assert.deepStrictEqual(asked, ["run1_t1_c2"])
+      assert.strictEqual(ran.length, 2)
+    })
+  )
+
   it.effect("a stalled model call ends the run timedOut (modelStalled)", () =>
     Effect.gen(function* () {
       const session = yield* Session.openMemory()

@@ -96,11 +96,8 @@ export class ChildPool {
    * it with SIGKILL. Returns every line it wrote.
    */
   async runAndKill(config: unknown, delayMs: number, waitFor: string | undefined): Promise<Array<string>> {
-    const child = this.warm.shift() ?? startChild(this.script, this.live)
     const startedAt = Date.now()
-    await Promise.race([child.ready, child.closed.then(() => Promise.reject(new Error(`child died while loading:\n${child.stderr()}`)))])
-    child.proc.stdin?.end(`${JSON.stringify(config)}\n`)
-    while (this.warm.length < this.warmCount) this.warm.push(startChild(this.script, this.live))
+    const child = await this.handOver(config, true)
     if (waitFor !== undefined) {
       const seen = new Promise<void>((resolve) => {
         child.onLine = () => {
@@ -128,6 +125,36 @@ export class ChildPool {
       throw new Error(`child exited by itself (code ${code}, signal ${signal}); stderr:\n${child.stderr()}\nstdout tail:\n${child.lines.slice(-20).join("\n")}`)
     }
     return child.lines
+  }
+
+  /**
+   * Hands `config` to a loaded child and waits until it exits by itself (no
+   * more children are warmed: this is the last one). Returns every line it
+   * wrote; throws if it exits with a code other than 0, a signal, or runs
+   * longer than `timeoutMs` (then it is killed).
+   */
+  async runToEnd(config: unknown, timeoutMs: number): Promise<Array<string>> {
+    const startedAt = Date.now()
+    const child = await this.handOver(config, false)
+    const outcome = await Promise.race([child.closed, new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), timeoutMs).unref())])
+    if (outcome === "timeout") {
+      child.proc.kill("SIGKILL")
+      await child.closed
+    }
+    if (outcome === "timeout" || outcome.code !== 0) {
+      const how = outcome === "timeout" ? `ran over ${timeoutMs} ms` : `exited with code ${outcome.code}, signal ${outcome.signal}`
+      throw new Error(`child ${how} (after ${Date.now() - startedAt} ms); stderr:\n${child.stderr()}\nstdout tail:\n${child.lines.slice(-20).join("\n")}`)
+    }
+    return child.lines
+  }
+
+  /** A loaded child with `config` on its stdin; warms the next ones if `refill`. */
+  private async handOver(config: unknown, refill: boolean): Promise<Child> {
+    const child = this.warm.shift() ?? startChild(this.script, this.live)
+    await Promise.race([child.ready, child.closed.then(() => Promise.reject(new Error(`child died while loading:\n${child.stderr()}`)))])
+    child.proc.stdin?.end(`${JSON.stringify(config)}\n`)
+    while (refill && this.warm.length < this.warmCount) this.warm.push(startChild(this.script, this.live))
+    return child
   }
 
   /** Lets idle children exit by themselves (no config) and kills any other still running. */

@@ -1,4 +1,5 @@
-// Shared by the tool-call crash test (toolcalls.test.ts) and its child process (toolcaller.ts):
+// Shared by the tool-call and agent crash tests (toolcalls.test.ts, agent.test.ts) and their child
+// processes (toolcaller.ts, agentrunner.ts):
 // the ledger — a file outside the journal where every tool appends one line per REAL execution, so
 // it is the ground truth of the outside world — the tools that write it (one or two per semantics,
 // with and without reconcile), and the checks that hold a journal against its ledger.
@@ -16,20 +17,32 @@ export interface LedgerLine {
   readonly callId: string
   readonly attempt: number
   readonly tool: string
+  /** The process that ran it (agent.test.ts: the incarnation), when the tools were told. */
+  readonly incarnation?: number
 }
 
 /** Appends one line and fsyncs it before resolving (the execution is then a fact of the world). */
-export async function appendLedger(file: string, line: LedgerLine): Promise<void> {
+export function appendLedger(file: string, line: LedgerLine): Promise<void> {
+  return appendJsonLine(file, line)
+}
+
+export function readLedger(file: string): Array<LedgerLine> {
+  return readJsonLines<LedgerLine>(file)
+}
+
+/** Appends `value` as one JSON line (one write(2), O_APPEND) and fsyncs it before resolving. */
+export async function appendJsonLine(file: string, value: unknown): Promise<void> {
   const handle = await fs.promises.open(file, "a")
   try {
-    await handle.write(JSON.stringify(line) + "\n")
+    await handle.write(JSON.stringify(value) + "\n")
     await handle.sync()
   } finally {
     await handle.close()
   }
 }
 
-export function readLedger(file: string): Array<LedgerLine> {
+/** The JSON lines of `file` ([] if it does not exist). */
+export function readJsonLines<A>(file: string): Array<A> {
   let text: string
   try {
     text = fs.readFileSync(file, "utf8")
@@ -40,7 +53,7 @@ export function readLedger(file: string): Array<LedgerLine> {
   return text
     .split("\n")
     .filter((l) => l !== "")
-    .map((l) => JSON.parse(l) as LedgerLine)
+    .map((l) => JSON.parse(l) as A)
 }
 
 /**
@@ -96,11 +109,50 @@ export interface ToolCallerConfig {
   readonly sabotage: Sabotage
 }
 
+/** What agent.test.ts sends its child (agentrunner.ts) on stdin (one JSON line) once the child has loaded. */
+export interface AgentRunnerConfig {
+  readonly dir: string
+  readonly ledger: string
+  /** One fsync'd line per model call (AskLine), written before the model answers. */
+  readonly asks: string
+  /** This process's number (0, 1, …): it names the lease owner, the ledger lines and the ask lines. */
+  readonly incarnation: number
+  /** Varies the script between seeds; the same for every incarnation on one folder (the script stays a function of the request). */
+  readonly salt: number
+  /** Seeds the child's own sleeps (approvals). */
+  readonly seed: number
+  /** Prompts in all: the child starts runs until the session holds this many. */
+  readonly runs: number
+  /** Exit once every run is done (the last incarnation); otherwise wait to be killed. */
+  readonly exit: boolean
+  /** Unsafe calls (each asks a person) the script proposes in one turn at most; the others are readOnly or idempotent. */
+  readonly unsafePerTurnMax: number
+  readonly sabotage: AgentSabotage
+}
+
+/**
+ * Self-tests of agent.test.ts's checks (AGENT_SABOTAGE=<mode> in the parent's environment):
+ * - reask:      an incarnation's first model call for turn t > 1 also asks for turn t − 1 (an off-by-one resume);
+ * - early-tool: the world sees the first attempts of a turn's calls before the turn is durable (TurnWal broken).
+ */
+export type AgentSabotage = "" | "reask" | "early-tool"
+
+/** One model call, as the model saw it: `turn` from the request (assistant messages since the prompt + 1), `runTurn` from the run's fold. */
+export interface AskLine {
+  readonly incarnation: number
+  readonly runId: string
+  readonly turn: number
+  readonly runTurn: number
+}
+
 const sleep = (ms: number) => (ms <= 0 ? Effect.void : Effect.sleep(ms))
 const at = (xs: ReadonlyArray<number>, attempt: number) => xs[(attempt - 1) % Math.max(1, xs.length)] ?? 0
 
-/** The tools, writing to `ledger`. With sabotage "early-ledger", attempt 1 is written by the caller (see toolcaller.ts). */
-export function makeTools(ledger: string, sabotage: Sabotage = ""): Array<Tool.AnyTool> {
+/**
+ * The tools, writing to `ledger`. With sabotage "early-ledger", attempt 1 is written by the caller (see toolcaller.ts).
+ * With `incarnation`, every ledger line names the process that ran it.
+ */
+export function makeTools(ledger: string, sabotage: Sabotage = "", incarnation?: number): Array<Tool.AnyTool> {
   return toolNames.map((name) => {
     const info = toolTable[name] as ToolInfo
     const rerunnable = info.semantics === "readOnly" || info.semantics === "idempotent"
@@ -108,7 +160,15 @@ export function makeTools(ledger: string, sabotage: Sabotage = ""): Array<Tool.A
     const execute = (ctx: Tool.ToolContext) =>
       sabotage === "early-ledger" && ctx.attempt === 1
         ? Effect.void
-        : Effect.promise(() => appendLedger(ledger, { key: keyOf(ctx), callId: ctx.callId, attempt: ctx.attempt, tool: name }))
+        : Effect.promise(() =>
+            appendLedger(ledger, {
+              key: keyOf(ctx),
+              callId: ctx.callId,
+              attempt: ctx.attempt,
+              tool: name,
+              ...(incarnation === undefined ? {} : { incarnation })
+            })
+          )
     const reconcile = (input: CallInput, ctx: Tool.ToolContext) =>
       Effect.sync(() =>
         readLedger(ledger).some((l) => l.key === ctx.idempotencyKey)
