@@ -36,6 +36,10 @@ export const Limits = {
   modelStallMsMax: 10 * 60 * 1000,
   /** Attempts of one model call on retryable errors (rate limit, overload, network), the first included. */
   modelAttemptsMax: 8,
+  /** Characters of a branch shown to the model: older entries are left out, from a user entry on (the window is finite). */
+  contextCharsMax: 400_000,
+  /** Decoded entries a session keeps in memory (they never change; the journal has them all). */
+  entryCacheMax: 65_536,
   /** Characters of a tool result shown to the model (the journal keeps the whole output). */
   toolResultCharsMax: 64 * 1024,
   /** Listeners of one agent's event stream. */

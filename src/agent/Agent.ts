@@ -45,7 +45,7 @@ import { Trace } from "../trace/Trace.ts"
 import { finalStates } from "./AgentMachine.ts"
 import { isSettled, type Run } from "./AgentRuns.ts"
 import type { AgentOptions, AgentStatus, AgentUpdate, Answer, Question, RunOutcome } from "./AgentTypes.ts"
-import { assistantEntry, toMessages, userEntry } from "./Context.ts"
+import { assemble, assistantEntry, userEntry } from "./Context.ts"
 
 export type { AgentOptions, AgentStatus, AgentUpdate, Answer, Question, RunOutcome } from "./AgentTypes.ts"
 
@@ -181,10 +181,10 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
             time
           }))
         }
-        const entries = yield* session.context(run.branch)
+        const context = yield* assemble(session, run.branch, run.entryId, options.contextCharsMax)
         const request: ModelRequest = {
           system: options.system ?? "",
-          messages: toMessages(entries),
+          messages: context.messages,
           tools: specs,
           maxOutputTokens: options.maxOutputTokens ?? 4096
         }

@@ -38,6 +38,8 @@ export interface AgentOptions {
   readonly needsApproval?: (tool: Tool.AnyTool) => boolean
   /** Asks a person; without it, calls that need approval are rejected ("nobody to ask": silence means no). */
   readonly ask?: (question: Question) => Effect.Effect<Answer>
+  /** Characters of the branch shown to the model; older entries are left out (default Limits.contextCharsMax). */
+  readonly contextCharsMax?: number
   /** Output tokens per turn (default 4096). */
   readonly maxOutputTokens?: number
   /** Interval of the heartbeat while a run is active (default 1000 ms). */

@@ -3,13 +3,21 @@
  * to head, as messages, each assistant turn followed by the outcomes of the
  * calls it proposed. Entries of other types (notes) are not shown.
  *
- * Gotcha: `Session.context` asserts PairingInv (no call without an outcome),
- * so call this only once the run's calls are settled.
+ * Details: `assemble` walks back from the head and stops once the branch
+ * exceeds a character budget (no model window holds a 10,000-turn branch):
+ * the context then starts at a user entry, with a note of how many entries
+ * are left out, and always holds the run's own user entry and what follows.
+ * So a turn costs O(what is shown), whatever the length of the session.
+ *
+ * Gotcha: it asserts PairingInv (no call without an outcome), so call it only
+ * once the run's calls are settled.
  */
-import type { Schema } from "effect"
+import { Effect, type Schema } from "effect"
+import { assert } from "../internal/assert.ts"
 import { Limits } from "../Limits.ts"
 import type { Message, ToolResult } from "../model/Model.ts"
-import type { ContextEntry } from "../session/Session.ts"
+import type { ContextEntry, Entry, ReadError, Session } from "../session/Session.ts"
+import { terminalStates } from "../toolcall/ToolCallMachine.ts"
 import type { Call } from "../toolcall/ToolCalls.ts"
 
 /** Entry types the agent writes. */
@@ -21,21 +29,72 @@ const isObject = (x: unknown): x is { readonly [key: string]: Schema.Json } => t
 const textOf = (payload: Schema.Json): string => (isObject(payload) && typeof payload.text === "string" ? payload.text : "")
 
 export function toMessages(entries: ReadonlyArray<ContextEntry>): Array<Message> {
-  const messages: Array<Message> = []
-  for (const entry of entries) {
-    if (entry.type === userEntry) messages.push({ role: "user", text: textOf(entry.payload) })
-    else if (entry.type === assistantEntry) {
-      messages.push({
-        role: "assistant",
-        text: textOf(entry.payload),
-        // Arguments that were not a JSON object are shown as one; the result says what was wrong.
-        toolCalls: entry.calls.map((c) => ({ id: c.callId, name: c.tool, input: isObject(c.input) ? c.input : { arguments: c.input } }))
-      })
-      if (entry.calls.length > 0) messages.push({ role: "tool", results: entry.calls.map(resultOf) })
-    }
-  }
-  return messages
+  return entries.flatMap((entry) => entryMessages(entry, entry.calls))
 }
+
+/** One entry's messages: a user message, or an assistant turn followed by its calls' results. */
+export function entryMessages(entry: Entry, calls: ReadonlyArray<Call>): Array<Message> {
+  if (entry.type === userEntry) return [{ role: "user", text: textOf(entry.payload) }]
+  if (entry.type !== assistantEntry) return []
+  const turn: Message = {
+    role: "assistant",
+    text: textOf(entry.payload),
+    // Arguments that were not a JSON object are shown as one; the result says what was wrong.
+    toolCalls: calls.map((c) => ({ id: c.callId, name: c.tool, input: isObject(c.input) ? c.input : { arguments: c.input } }))
+  }
+  return calls.length === 0 ? [turn] : [turn, { role: "tool", results: calls.map(resultOf) }]
+}
+
+const charsOf = (messages: ReadonlyArray<Message>): number => {
+  let n = 0
+  for (const m of messages) {
+    if (m.role === "user") n += m.text.length
+    else if (m.role === "assistant") n += m.text.length + m.toolCalls.reduce((k, c) => k + c.name.length + JSON.stringify(c.input).length, 0)
+    else n += m.results.reduce((k, r) => k + r.content.length, 0)
+  }
+  return n
+}
+
+export interface Assembled {
+  readonly messages: ReadonlyArray<Message>
+  /** Entries of the branch left out (the oldest). */
+  readonly omitted: number
+  readonly chars: number
+}
+
+/**
+ * The messages for `branch`, newest first until `charsMax` is reached, cut at
+ * a user entry; entries from `keepFrom` (the run's user entry) on are always in.
+ */
+export const assemble = (session: Session, branch: string, keepFrom: number, charsMax: number = Limits.contextCharsMax): Effect.Effect<Assembled, ReadError> =>
+  Effect.gen(function* () {
+    const ids = session.tree().pathTo(yield* session.head(branch))
+    const parts: Array<ReadonlyArray<Message>> = []
+    let chars = 0
+    let shownChars = 0
+    let from = ids.length
+    for (let i = ids.length - 1; i >= 0; i--) {
+      const entry = yield* session.entry(ids[i] as number)
+      const calls = session.calls().ofEntry(entry.id)
+      for (const call of calls) {
+        assert(terminalStates.has(call.state), "PairingInv", `entry ${entry.id} is handed to a model with call ${call.callId} in state ${call.state}`)
+      }
+      const messages = entryMessages(entry, calls)
+      chars += charsOf(messages)
+      if (chars > charsMax && entry.id < keepFrom) break
+      parts[i] = messages
+      if (entry.type === userEntry) {
+        from = i
+        shownChars = chars
+      }
+    }
+    const messages = parts.slice(from).flat()
+    const first = messages[0]
+    if (from > 0 && first?.role === "user") {
+      messages[0] = { role: "user", text: `(The ${from} earlier entries of this conversation are not shown: they exceed the context budget.)\n\n${first.text}` }
+    }
+    return { messages, omitted: from, chars: shownChars }
+  })
 
 /** A settled call as the model sees it: its output, or an error that says what happened. */
 export function resultOf(call: Call): ToolResult {

@@ -367,16 +367,30 @@ export const open = (
       return head === undefined ? Effect.fail(unknownBranch(b)) : Effect.succeed(head)
     }
 
-    const readEntries = (ids: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Entry>, JournalReadError> =>
-      Effect.forEach(ids, (id) =>
-        journal.read(id, id).pipe(
-          Effect.map((committed) => {
-            const event = committed[0]?.event
-            assert(event?._tag === "entry.appended", "TreeInv", `entry ${id} is not an entry.appended record`)
-            return { id, parentId: event.parentId, type: event.type, at: event.time, payload: event.payload, label: state.tree.labels.get(id) }
-          })
-        )
+    // Entries never change once durable (labels live in the tree): a bounded cache of decoded ones
+    // spares the journal a read + decode + validation per entry each time a model's context is built.
+    const cache = new Map<number, Omit<Entry, "label">>()
+    const remember = (entry: Omit<Entry, "label">) => {
+      if (cache.size >= Limits.entryCacheMax) cache.delete(cache.keys().next().value as number)
+      cache.set(entry.id, entry)
+    }
+    const withLabel = (entry: Omit<Entry, "label">): Entry => ({ ...entry, label: state.tree.labels.get(entry.id) })
+
+    const readEntry = (id: number): Effect.Effect<Entry, JournalReadError> => {
+      const cached = cache.get(id)
+      if (cached !== undefined) return Effect.succeed(withLabel(cached))
+      return journal.read(id, id).pipe(
+        Effect.map((committed) => {
+          const event = committed[0]?.event
+          assert(event?._tag === "entry.appended", "TreeInv", `entry ${id} is not an entry.appended record`)
+          const entry = { id, parentId: event.parentId, type: event.type, at: event.time, payload: event.payload }
+          remember(entry)
+          return withLabel(entry)
+        })
       )
+    }
+
+    const readEntries = (ids: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Entry>, JournalReadError> => Effect.forEach(ids, readEntry)
 
     const entry = (id: number): Effect.Effect<Entry, ReadError> =>
       state.tree.isEntry(id) && id <= journal.durableHead()
@@ -426,7 +440,13 @@ export const open = (
           if (options.run === undefined) return events
           const run: AgentEvent = { _tag: "agent.run.started", runId: options.run.runId, entryId: fence.head + 1, branch, budget: options.run.budget, time }
           return runRefusal([run]) ?? [...events, run]
-        }).pipe(Effect.map(({ id, time }): Entry => ({ id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined }))),
+        }).pipe(
+          Effect.map(({ id, time }): Entry => {
+            const entry = { id, parentId: state.tree.parentOf(id), type, at: time, payload }
+            remember(entry)
+            return { ...entry, label: undefined }
+          })
+        ),
       fork: (at, branch) =>
         commit(
           (time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | UnknownEntry | BranchExists =>
@@ -491,10 +511,11 @@ export const open = (
             return new RunRefused({ runId, reason: `the turn is not on the run's branch (${state.tree.active})` })
           return runRefusal(run) ?? [...events, ...run]
         }).pipe(
-          Effect.map(({ id, time }) => ({
-            entry: { id, parentId: state.tree.parentOf(id), type, at: time, payload, label: undefined },
-            calls: state.calls.ofEntry(id)
-          }))
+          Effect.map(({ id, time }) => {
+            const entry = { id, parentId: state.tree.parentOf(id), type, at: time, payload }
+            remember(entry)
+            return { entry: { ...entry, label: undefined }, calls: state.calls.ofEntry(id) }
+          })
         ),
       recordCall: (build) =>
         commit((time): ReadonlyArray<Event> | SessionNotActive | ToolCallRefused => {

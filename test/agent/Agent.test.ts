@@ -214,6 +214,31 @@ describe("Agent loop", () => {
     })
   )
 
+  it.effect("the context is cut at a user entry once the branch exceeds its budget; the run's own prompt is always shown", () =>
+    Effect.gen(function* () {
+      const seen: Array<ModelRequest> = []
+      const model = ScriptedModel.make((request) => {
+        seen.push(request)
+        return { text: "x".repeat(100) }
+      })
+      const session = yield* Session.openMemory()
+      const agent = yield* Agent.make(session, { model, tools, contextCharsMax: 500 })
+      for (let i = 0; i < 10; i++) yield* agent.run(`question ${i} ${"q".repeat(50)}`)
+      const last = seen.at(-1)
+      assert.isDefined(last)
+      const first = last?.messages[0]
+      assert.strictEqual(first?.role, "user")
+      assert.match(first?.role === "user" ? first.text : "", /^\(The \d+ earlier entries of this conversation are not shown/)
+      assert.isBelow(last?.messages.length ?? 99, 20)
+      const lastUser = last?.messages.at(-1)
+      assert.match(lastUser?.role === "user" ? lastUser.text : "", /question 9/)
+      // A prompt larger than the whole budget is still shown (the model may then say the context is too long).
+      yield* agent.run("z".repeat(2000))
+      const big = seen.at(-1)?.messages
+      assert.strictEqual(big?.length, 1)
+    })
+  )
+
   it.effect("a stalled model call ends the run timedOut (modelStalled)", () =>
     Effect.gen(function* () {
       const session = yield* Session.openMemory()
