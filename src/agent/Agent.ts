@@ -272,6 +272,17 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
 
     const act = (run: Run): Effect.Effect<void, AgentError> =>
       Effect.gen(function* () {
+        const spent = yield* budgetSpent(run)
+        if (spent !== undefined) {
+          // Out of budget (spec: Exhaust): no call starts and nobody is asked any more; the turn is settled and `think` ends the run.
+          for (const callId of run.pending) {
+            const call = callOf(callId)
+            if (call.state === "proposed") yield* declined(run.runId, call, spent)
+            else if (call.state === "failed") yield* Executor.abandonRetry(session, callId)
+            else if (call.state === "inDoubt") yield* Executor.resolveInDoubt(session, tools, callId, runOptions)
+          }
+          return
+        }
         // The call a restart found a person being asked about comes first: the run is waiting on it.
         const order = run.state === "waiting" ? [run.awaiting, ...run.pending.filter((c) => c !== run.awaiting)] : run.pending
         for (const callId of order) {
@@ -312,6 +323,16 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           `run ${run.runId} acted and calls are still pending`
         )
       })
+
+    /** Why the run may not start calls any more (wall clock or tokens spent), or undefined. */
+    const budgetSpent = (run: Run): Effect.Effect<string | undefined> =>
+      Effect.map(Clock.currentTimeMillis, (now) =>
+        now - run.startedAt >= run.budget.wallClockMsMax
+          ? `the run's wall-clock budget of ${run.budget.wallClockMsMax} ms is spent`
+          : run.inputTokens + run.outputTokens >= run.budget.tokensMax
+            ? `the run's token budget of ${run.budget.tokensMax} is spent`
+            : undefined
+      )
 
     /** Asks a person about one call (durably: a restart asks again); no answer in time is no. */
     const approve = (run: Run, call: Call): Effect.Effect<void, AgentError> =>

@@ -26,7 +26,8 @@ interface SpecModel {
 /** Spec module name -> its model. One line per spec. */
 const models: Readonly<Record<string, () => Promise<SpecModel>>> = {
   Session: () => import("../../models/session.ts"),
-  ToolCall: () => import("../../models/toolCall.ts")
+  ToolCall: () => import("../../models/toolCall.ts"),
+  Agent: () => import("../../models/agent.ts")
 }
 
 const specDir = fileURLToPath(new URL("../../spec/", import.meta.url))
