@@ -96,6 +96,8 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
     const heartbeatMs = options.heartbeatMs ?? 1000
     const stallMs = Math.min(options.modelStallMs ?? 120_000, Limits.modelStallMsMax)
     const listeners = new Set<(update: AgentUpdate) => void>()
+    /** Runs this process has seen out of budget (traced once each). */
+    const exhausted = new Set<string>()
     const live: { runId: string | undefined; currentCall: AgentStatus["currentCall"]; lastHeartbeat: number | undefined; progress: number } = {
       runId: undefined,
       currentCall: undefined,
@@ -154,6 +156,7 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         const elapsed = now - run.startedAt
+        yield* budgetSpent(run)
         if (elapsed >= run.budget.wallClockMsMax) {
           return yield* end((time) => ({
             _tag: "agent.run.timedOut",
@@ -324,15 +327,23 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
         )
       })
 
-    /** Why the run may not start calls any more (wall clock or tokens spent), or undefined. */
+    /** Why the run may not start calls any more (wall clock or tokens spent), or undefined; traced once per run (spec: Exhaust). */
     const budgetSpent = (run: Run): Effect.Effect<string | undefined> =>
-      Effect.map(Clock.currentTimeMillis, (now) =>
-        now - run.startedAt >= run.budget.wallClockMsMax
-          ? `the run's wall-clock budget of ${run.budget.wallClockMsMax} ms is spent`
-          : run.inputTokens + run.outputTokens >= run.budget.tokensMax
-            ? `the run's token budget of ${run.budget.tokensMax} is spent`
-            : undefined
-      )
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const why =
+          now - run.startedAt >= run.budget.wallClockMsMax
+            ? `the run's wall-clock budget of ${run.budget.wallClockMsMax} ms is spent`
+            : run.inputTokens + run.outputTokens >= run.budget.tokensMax
+              ? `the run's token budget of ${run.budget.tokensMax} is spent`
+              : undefined
+        if (why !== undefined && !exhausted.has(run.runId)) {
+          exhausted.add(run.runId)
+          const tracer = yield* Effect.serviceOption(Trace)
+          if (Option.isSome(tracer)) tracer.value.emit({ spec: "Agent", action: "Exhaust", args: { run: run.runId } })
+        }
+        return why
+      })
 
     /** Asks a person about one call (durably: a restart asks again); no answer in time is no. */
     const approve = (run: Run, call: Call): Effect.Effect<void, AgentError> =>
