@@ -13,6 +13,8 @@
  *       tool) vs the tool-call protocol and one durable append; text-only runs
  *   (h) resume a 10,000-turn session to the first new turn, in a fresh
  *       process (bench/agent.ts, bench/agent-child.ts)
+ *   (i) capabilities: verify cold and with the cache warm, authorize,
+ *       issue/attenuate/seal, vs one raw Ed25519 verify (bench/authority.ts)
  *
  * Progress goes to stderr; the environment and ONE markdown table to stdout.
  * Everything is written under os.tmpdir() and removed at the end.
@@ -30,6 +32,7 @@ import * as Journal from "../src/journal/Journal.ts"
 import { Limits } from "../src/Limits.ts"
 import * as Session from "../src/session/Session.ts"
 import { sectionG, sectionH } from "./agent.ts"
+import { sectionI } from "./authority.ts"
 import {
   bytes,
   dropCaches,
@@ -790,8 +793,8 @@ async function main(): Promise<void> {
       })
     }
   }
-  // BENCH_ONLY=a,b,c,d,e,f,g,h runs a subset (b needs a; c, d, e share the 100k-entry session).
-  const only = new Set((process.env.BENCH_ONLY ?? "a,b,c,d,e,f,g,h").split(",").map((x) => x.trim()))
+  // BENCH_ONLY=a,b,c,d,e,f,g,h,i runs a subset (b needs a; c, d, e share the 100k-entry session).
+  const only = new Set((process.env.BENCH_ONLY ?? "a,b,c,d,e,f,g,h,i").split(",").map((x) => x.trim()))
   let a: SectionA | undefined
   if (only.has("a") || only.has("b")) {
     await section("a", async () => {
@@ -820,7 +823,8 @@ async function main(): Promise<void> {
   if (only.has("f")) await section("f", () => sectionF(rows, log))
   if (only.has("g")) await section("g", () => sectionG(rows, log))
   if (only.has("h")) await section("h", () => sectionH(rows, log))
-  const order = (id: string) => ["a", "b", "—", "c", "d", "e", "f", "g", "h"].indexOf(id.slice(0, 1))
+  if (only.has("i")) await section("i", () => sectionI(rows, log))
+  const order = (id: string) => ["a", "b", "—", "c", "d", "e", "f", "g", "h", "i"].indexOf(id.slice(0, 1))
   const sorted = [...rows].sort((x, y) => order(x.id) - order(y.id))
   const totalMs = now() - benchStarted
   removeTempDirs()
