@@ -14,6 +14,8 @@
  */
 const processStartToScript = performance.now() // performance.now() counts from process start
 const { Effect, Schema } = await import("effect")
+const Authority = await import("../src/authority/Authority.ts")
+const Caveat = await import("../src/authority/Caveat.ts")
 const Agent = await import("../src/agent/Agent.ts")
 const ScriptedModel = await import("../src/model/ScriptedModel.ts")
 const Session = await import("../src/session/Session.ts")
@@ -104,7 +106,8 @@ try {
               )
             })
         }
-        const agent = yield* Agent.make(timed, { model, tools: [noop], budget: { turnsMax: 1000 } })
+        const { authority } = yield* Authority.issue([Caveat.tools(["noop"])])
+        const agent = yield* Agent.make(timed, { authority, model, tools: [noop], budget: { turnsMax: 1000 } })
         const made = performance.now()
         agent.subscribe((update) => {
           if (update._tag === "runStarted" && Number.isNaN(marks.runStarted)) marks.runStarted = performance.now()

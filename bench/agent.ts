@@ -34,6 +34,8 @@ import { fileURLToPath } from "node:url"
 import { Effect, Schema, type Scope } from "effect"
 import * as Agent from "../src/agent/Agent.ts"
 import { toMessages } from "../src/agent/Context.ts"
+import * as Authority from "../src/authority/Authority.ts"
+import * as Caveat from "../src/authority/Caveat.ts"
 import { crc32c } from "../src/internal/crc32c.ts"
 import { decodePayloadBytes, frameHeaderBytes, headerBytes } from "../src/journal/Codec.ts"
 import type { ModelShape } from "../src/model/Model.ts"
@@ -41,6 +43,7 @@ import * as ScriptedModel from "../src/model/ScriptedModel.ts"
 import * as Session from "../src/session/Session.ts"
 import * as Executor from "../src/toolcall/Executor.ts"
 import * as Tool from "../src/toolcall/Tool.ts"
+import { allowAll } from "../test/support/authority.ts"
 import { bytes, dropCaches, dur, filesSize, median, num, percentile, type Row, ratio, residency, tempDir, verdict } from "./lib.ts"
 
 const now = () => performance.now()
@@ -66,7 +69,7 @@ const noop = Tool.make({
   timeoutMs: 10_000,
   run: (input) => Effect.succeed(input)
 })
-const tools = Executor.registry([noop])
+const tools = Executor.registry([noop], allowAll)
 /** Fixed usage: the ScriptedModel would otherwise count the request's characters (a model cost, not the runtime's). */
 const usage = { inputTokens: 10, outputTokens: 5 }
 const callTurn = (n: number): ScriptedModel.ScriptedTurn => ({ text: "calling noop", toolCalls: [{ name: "noop", input: { n, text: "ok" } }], usage })
@@ -144,7 +147,8 @@ const longRun = (session: Session.Session, turns: number, instrument: boolean) =
             })
         }
       : session
-    const agent = yield* Agent.make(target, { model, tools: [noop], budget: { turnsMax: turns } })
+    const { authority } = yield* Authority.issue([Caveat.tools(["noop"])])
+    const agent = yield* Agent.make(target, { authority, model, tools: [noop], budget: { turnsMax: turns } })
     if (instrument) {
       agent.subscribe((update) => {
         if (update._tag === "turnRecorded") marks.recorded.push(now())
@@ -213,7 +217,8 @@ const appendLoop = (session: Session.Session, n: number) =>
 /** Text-only runs: 1 turn, no tools (user entry + run start, then the turn + run done: 2 durable batches); each on a fresh branch. */
 const textLoop = (session: Session.Session, n: number) =>
   Effect.gen(function* () {
-    const agent = yield* Agent.make(session, { model: ScriptedModel.make(() => ({ text: "hello", usage })), tools: [noop] })
+    const { authority } = yield* Authority.issue([Caveat.tools(["noop"])])
+    const agent = yield* Agent.make(session, { authority, model: ScriptedModel.make(() => ({ text: "hello", usage })), tools: [noop] })
     const lat: Array<number> = []
     for (let i = 0; i < n; i++) {
       yield* freshBranch(session, "text")

@@ -21,6 +21,7 @@ import * as Session from "../src/session/Session.ts"
 import * as Executor from "../src/toolcall/Executor.ts"
 import * as Tool from "../src/toolcall/Tool.ts"
 import { initialCall, reduceCall, transitionCall } from "../src/toolcall/ToolCallMachine.ts"
+import { allowAll } from "../test/support/authority.ts"
 import { dur, type FsTrace, instrumentFs, median, num, type Row, ratio, type Stats, stats, tempDir, verdict } from "./lib.ts"
 
 const now = () => performance.now()
@@ -43,7 +44,7 @@ const echo = Tool.make({
   timeoutMs: 10_000,
   run: (input) => Effect.succeed(input)
 })
-const tools = Executor.registry([echo])
+const tools = Executor.registry([echo], allowAll)
 const echoInput = { text: "hello, tool" }
 const turn = { role: "assistant", text: "calling echo" }
 

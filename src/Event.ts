@@ -186,6 +186,65 @@ export const AgentRunTimedOut = Schema.TaggedStruct("agent.run.timedOut", {
   time: Time
 })
 
+// ------------------------------------------------------------------------------------------------
+// Authority (spec/Authority.tla): the one edge from proposed to started, through a capability
+// check and, where the capability demands it, an approval with a durable deadline.
+
+const Principal = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(Limits.principalLengthMax))
+const Hash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
+
+/** Authorize: a verified capability covers the call's decoded arguments; `capability` is its id (uses are counted per id). */
+export const ToolCallAuthorized = Schema.TaggedStruct("tool.call.authorized", {
+  callId: CallId,
+  capability: Hash,
+  /** The token's block ids: each one's use counter counts this call (a parent's budget counts a sub-agent's calls). */
+  blocks: Schema.Array(Hash),
+  time: Time
+})
+/** Deny: no capability covers the call; nothing runs, and the model sees `message` (the missing authority). */
+export const ToolCallDenied = Schema.TaggedStruct("tool.call.denied", {
+  callId: CallId,
+  reason: Schema.String,
+  message: Schema.String,
+  time: Time
+})
+/** RequestApproval: the capability demands a person's yes; bound to the arguments' hash, decided by `deadline` (ms, from the Clock) or expired. */
+export const ToolCallAwaitingApproval = Schema.TaggedStruct("tool.call.awaitingApproval", {
+  callId: CallId,
+  argsHash: Hash,
+  approvers: Schema.Array(Principal),
+  deadline: Time,
+  time: Time
+})
+/** Approve: an allowed approver said yes to these exact arguments before the deadline. */
+export const ToolCallApproved = Schema.TaggedStruct("tool.call.approved", {
+  callId: CallId,
+  by: Principal,
+  argsHash: Hash,
+  time: Time
+})
+/** RejectApproval: said no (or the run was cancelled while asking); nothing runs. */
+export const ToolCallRejected = Schema.TaggedStruct("tool.call.rejected", {
+  callId: CallId,
+  by: Principal,
+  reason: Schema.String,
+  time: Time
+})
+/** Expire: the deadline passed with no decision; silence means no. */
+export const ToolCallExpired = Schema.TaggedStruct("tool.call.expired", {
+  callId: CallId,
+  deadline: Time,
+  time: Time
+})
+/** IgnoreDecision: a decision that does not count (late, second, by someone not allowed, for other arguments), kept for the audit. */
+export const ToolCallDecisionIgnored = Schema.TaggedStruct("tool.call.decisionIgnored", {
+  callId: CallId,
+  by: Principal,
+  decision: Schema.Literals(["approve", "reject"]),
+  why: Schema.String,
+  time: Time
+})
+
 export const Event = Schema.Union([
   SessionCreated,
   LeaseAcquired,
@@ -202,6 +261,13 @@ export const Event = Schema.Union([
   ToolCallCancelled,
   ToolCallTimedOut,
   ToolCallCompensated,
+  ToolCallAuthorized,
+  ToolCallDenied,
+  ToolCallAwaitingApproval,
+  ToolCallApproved,
+  ToolCallRejected,
+  ToolCallExpired,
+  ToolCallDecisionIgnored,
   AgentRunStarted,
   AgentTurnRecorded,
   AgentRunWaiting,

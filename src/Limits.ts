@@ -44,6 +44,12 @@ export const Limits = {
   toolResultCharsMax: 64 * 1024,
   /** Listeners of one agent's event stream. */
   agentListenersMax: 64,
+  /** Characters of a principal's name (who approves, who is granted). */
+  principalLengthMax: 128,
+  /** An approval request's deadline: at most this long after the request (silence means no). */
+  approvalTimeoutMsMax: 24 * 60 * 60 * 1000,
+  /** Decisions (counted or ignored) one approval request may receive; more is a flood, not a conversation. */
+  decisionsPerCallMax: 1000,
   /** Records appended between two checkpoints of the session index. */
   checkpointIntervalRecords: 4096
 } as const

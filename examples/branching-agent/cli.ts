@@ -40,6 +40,8 @@ import { parseArgs } from "node:util"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import * as Agent from "../../src/agent/Agent.ts"
 import type { Answer, Question } from "../../src/agent/AgentTypes.ts"
+import * as Authority from "../../src/authority/Authority.ts"
+import * as Caveat from "../../src/authority/Caveat.ts"
 import * as Session from "../../src/session/Session.ts"
 import { drawTree } from "../../src/session/TreeView.ts"
 import { seedWorkspace } from "./demoScript.ts"
@@ -55,7 +57,7 @@ const usage = `usage: node examples/branching-agent/cli.ts [--session <dir>] [--
   --model <name>      scripted | anthropic | openai (default: by API key found, else scripted)
   --yes               answer y to every approval question
 
-Commands: /tree  /fork [entry] [name]  /switch <branch>  /branches  /label <entry> <text>  /status  /resume  /help  /quit`
+Commands: /tree  /fork [entry] [name]  /switch <branch>  /branches  /label <entry> <text>  /status  /grants  /resume  /help  /quit`
 
 const commandHelp = [
   "  /tree                   the session tree, branch heads and where you are",
@@ -64,6 +66,7 @@ const commandHelp = [
   "  /branches               the branches and their heads",
   "  /label <entry> <text>   name an entry",
   "  /status                 the agent's state, counters and current call",
+  "  /grants                 what the session's capability allows (tools, scopes, who approves commands)",
   "  /resume                 finish a run left unfinished (done on start too)",
   "  /quit                   leave (the session is suspended; start again with --session to resume)",
   "  anything else           a prompt for the agent; Ctrl-C cancels a running turn"
@@ -113,6 +116,9 @@ const systemPrompt = (workspace: string) =>
     "Keep answers short and say what you changed."
   ].join(" ")
 
+/** The approval window of a command: a countdown on the terminal, then the call is rejected (silence means no). */
+const approvalTimeoutMs = 60_000
+
 const say = (text: string) => process.stdout.write(`${text}\n`)
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`
 
@@ -140,28 +146,45 @@ const program = (options: Options, terminal: Terminal) =>
       return 2
     }
     const session = opened.success
+    // Who may approve commands: the person at this terminal. The capability is issued by this app for the session.
+    const me = `${os.userInfo().username}@terminal`
+    const grant = yield* Effect.promise(() => sessionGrant(options.session, me))
 
     let renderer: Renderer | undefined
     const tools = workspaceTools(workspace, { onOutput: (callId, _stream, text) => renderer?.output(callId, text) })
     const ask = (question: Question): Effect.Effect<Answer> =>
       Effect.callback<Answer>((resume) => {
         const r = renderer as Renderer
-        r.line(`  ? allow ${question.tool} ${shortInput(question.tool, question.input)}? [y/N]`)
+        const left = () => Math.max(0, Math.ceil((question.deadline - Date.now()) / 1000))
+        r.line(`  ? allow ${question.tool} ${shortInput(question.tool, question.input)}? [y/N] · no answer in ${left()} s is no`)
         if (options.yes) {
           r.line("  › y (--yes)")
-          resume(Effect.succeed({ approve: true, by: "--yes" }))
+          resume(Effect.succeed({ approve: true, by: me, note: "--yes" }))
           return
         }
-        terminal.prompt("  › ")
+        terminal.prompt(`  (${left()} s) › `)
+        // The countdown: the deadline is the journal's (a restart keeps it); at zero the runtime rejects the call.
+        const ticker = terminal.interactive ? setInterval(() => terminal.prompt(`  (${left()} s) › `), 1000) : undefined
         const withdraw = terminal.take((input) => {
+          if (ticker !== undefined) clearInterval(ticker)
           const approve = input._tag === "line" && /^\s*y(es)?\s*$/i.test(input.text)
           if (!terminal.interactive) r.line(`  › ${input._tag === "line" ? input.text : `(${input._tag})`}`)
           if (!approve) r.line("  (not approved: the call is rejected and the model is told)")
-          resume(Effect.succeed({ approve, by: `terminal (${os.userInfo().username})` }))
+          resume(Effect.succeed({ approve, by: me }))
         })
-        return Effect.sync(withdraw)
+        return Effect.sync(() => {
+          if (ticker !== undefined) clearInterval(ticker)
+          withdraw()
+        })
       })
-    const agent = yield* Agent.make(session, { model: chosen.model, tools, system: systemPrompt(workspace), ask, heartbeatMs: 1000 })
+    const agent = yield* Agent.make(session, {
+      authority: grant.authority,
+      model: chosen.model,
+      tools,
+      system: systemPrompt(workspace),
+      ask,
+      heartbeatMs: 1000
+    })
     const view = new Renderer(
       (text) => process.stdout.write(text),
       () => agent.status(),
@@ -244,6 +267,15 @@ const program = (options: Options, terminal: Terminal) =>
       if (name === "resume") {
         // A run whose cancel found a call in doubt stays unfinished: this finishes it.
         yield* interruptible(agent.resume.pipe(Effect.tap((o) => Effect.sync(() => o === undefined && view.line("  nothing to resume")))))
+        continue
+      }
+      if (name === "grants") {
+        for (const l of grant.authority.describe()) view.line(`  ${l}`)
+        const uses = session
+          .calls()
+          .all()
+          .filter((c) => c.capability !== undefined).length
+        view.line(`  ${plural(uses, "call", "calls")} authorized so far in this session · approvals: ${me} · issuer key ${grant.keyFile}`)
         continue
       }
       const result = yield* Effect.result(command(name, rest, session, agent, view))
@@ -372,4 +404,23 @@ if (typeof parsed === "string") {
     say(`keel: ${Cause.pretty(exit.cause)}`)
     process.exitCode = 1
   }
+}
+
+/**
+ * The session's capability, issued by this app: the workspace tools, writes
+ * scoped to the workspace, and every command approved by `me`. The issuer's
+ * key is kept beside the journal (`issuer.key`, mode 600) so a resumed session
+ * verifies its calls with the same key; delete it and the old grant is void.
+ */
+async function sessionGrant(dir: string, me: string) {
+  const keyFile = path.join(dir, "issuer.key")
+  if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex"), { mode: 0o600 })
+  const seed = new Uint8Array(Buffer.from(fs.readFileSync(keyFile, "utf8").trim(), "hex"))
+  const caveats = [
+    Caveat.tools(["read_file", "write_file", "list_dir", "search", "run_command"]),
+    Caveat.pathUnder("path", ".", { tools: ["write_file"] }),
+    Caveat.needsApproval([me], { tools: ["run_command"] })
+  ]
+  const grant = await Effect.runPromise(Authority.issue(caveats, { seed, keyId: "keel-cli", approvalTimeoutMs }))
+  return { ...grant, keyFile }
 }

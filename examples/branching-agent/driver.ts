@@ -95,7 +95,7 @@ export function startCli(args: ReadonlyArray<string>, options: StartOptions = {}
       partial = partial.slice(nl + 1)
       lines.push(line)
       options.echo?.(line)
-      if (options.approve === true && /^\s*\? allow .*\[y\/N\]$/.test(line)) proc.stdin.write("y\n")
+      if (options.approve === true && /^\s*\? allow .*\[y\/N\]/.test(line)) proc.stdin.write("y\n")
     }
     notify()
   })

@@ -12,7 +12,7 @@
  *   3. A third process resumes the session: the killed run continues. The
  *      command was unsafe, so it is not run again: its outcome is journaled
  *      "unknown", the model is told, and the workspace's ledger shows it ran
- *      once. /tree, /status, /quit.
+ *      once. /tree, /status, /grants, /quit.
  *
  * When to use: `npm start` (or `node examples/branching-agent/main.ts`); to
  * talk to the agent yourself, run `node examples/branching-agent/cli.ts`.
@@ -118,6 +118,9 @@ async function tour(): Promise<void> {
   await third.waitFor(/you are on/)
   third.send("/status")
   await third.waitFor(/session \S+ · epoch/)
+  // What the session may do at all: the capability every call was checked against before it started.
+  third.send("/grants")
+  await third.waitFor(/calls? authorized so far/)
   third.send("/quit")
   await third.exited
 

@@ -28,7 +28,8 @@
  *   const agent = yield* Agent.make(session, { model: ScriptedModel.make([{ text: "hi" }]), tools: [] })
  *   const outcome = yield* agent.run("hello")   // { state: "done", text: "hi", … }
  */
-import { Clock, Duration, Effect, Fiber, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Fiber, Option, Schema, Semaphore } from "effect"
+import * as Approvals from "../authority/Approvals.ts"
 import type { AgentEvent, RunBudget } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
 import type { JournalReadError } from "../journal/JournalError.ts"
@@ -79,6 +80,10 @@ export const defaultBudget: RunBudget = {
   tokensMax: 2_000_000
 }
 
+/** A run record the machine refuses here is a bug of the loop, not an expected error. */
+const recordRunOrDie = <A, E>(effect: Effect.Effect<A, E | RunRefused>): Effect.Effect<A, Exclude<E, RunRefused>> =>
+  effect.pipe(Effect.catchIf((e): e is RunRefused => (e as { _tag?: string })._tag === "RunRefused", Effect.die)) as Effect.Effect<A, Exclude<E, RunRefused>>
+
 const isRecord = (x: unknown): x is { readonly [key: string]: unknown } => typeof x === "object" && x !== null && !Array.isArray(x)
 
 /** How a model call ended other than with a turn. */
@@ -86,13 +91,14 @@ type AskFailure = { readonly _tag: "model"; readonly error: ModelError } | { rea
 
 export const make = (session: Session, options: AgentOptions): Effect.Effect<Agent> =>
   Effect.sync(() => {
-    const tools = Executor.registry(options.tools)
+    const tools = Executor.registry(options.tools, options.authority)
     const specs: ReadonlyArray<ToolSpec> = options.tools.map((t) => {
       const d = Tool.describe(t)
       return { name: d.name, description: d.description, inputSchema: d.inputSchema as ToolSpec["inputSchema"] }
     })
     const budget: RunBudget = { ...defaultBudget, ...options.budget }
-    const needsApproval = options.needsApproval ?? ((tool: Tool.AnyTool) => tool.semantics === "unsafe")
+    // One question to a person at a time: the run waits on one call (the Agent machine's `awaiting`).
+    const asking = Semaphore.makeUnsafe(1)
     const heartbeatMs = options.heartbeatMs ?? 1000
     const stallMs = Math.min(options.modelStallMs ?? 120_000, Limits.modelStallMsMax)
     const listeners = new Set<(update: AgentUpdate) => void>()
@@ -278,27 +284,16 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
         const spent = yield* budgetSpent(run)
         if (spent !== undefined) {
           // Out of budget (spec: Exhaust): no call starts and nobody is asked any more; the turn is settled and `think` ends the run.
-          for (const callId of run.pending) {
-            const call = callOf(callId)
-            if (call.state === "proposed") yield* declined(run.runId, call, spent)
-            else if (call.state === "failed") yield* Executor.abandonRetry(session, callId)
-            else if (call.state === "inDoubt") yield* Executor.resolveInDoubt(session, tools, callId, runOptions)
+          yield* settleUnstarted(run.runId, spent)
+          for (const callId of runOf(run.runId).pending) {
+            if (callOf(callId).state === "inDoubt") yield* Executor.resolveInDoubt(session, tools, callId, runOptions)
           }
           return
         }
-        // The call a restart found a person being asked about comes first: the run is waiting on it.
-        const order = run.state === "waiting" ? [run.awaiting, ...run.pending.filter((c) => c !== run.awaiting)] : run.pending
-        for (const callId of order) {
-          const call = callOf(callId)
-          const tool = tools.get(call.tool)
-          if (call.state !== "proposed" || tool === undefined || !needsApproval(tool)) continue
-          // A call the executor will reject anyway (bad arguments) bothers nobody.
-          if (Option.isNone(yield* Effect.option(Tool.decodeInput(tool, call.input)))) continue
-          yield* approve(runOf(run.runId), call)
-        }
-        const pending = runOf(run.runId).pending
+        const onApproval = (call: Call) => askAbout(run.runId, call)
+        const options_: Executor.RunOptions = { ...runOptions, onApproval }
         yield* Effect.forEach(
-          pending,
+          run.pending,
           (callId) => {
             const call = callOf(callId)
             const done = (c: Call) =>
@@ -308,11 +303,16 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
               })
             switch (call.state) {
               case "proposed":
-                return Executor.runCall(session, tools, callId, runOptions).pipe(Effect.tap(done))
+                return Executor.runCall(session, tools, callId, options_).pipe(Effect.tap(done))
+              case "awaitingApproval":
+                return Executor.continueApproval(session, tools, callId, options_).pipe(Effect.tap(done))
+              case "authorized":
+              case "approved":
+                return Executor.startApproved(session, tools, callId, options_).pipe(Effect.tap(done))
               case "inDoubt":
-                return Executor.resolveInDoubt(session, tools, callId, runOptions).pipe(Effect.tap(done))
+                return Executor.resolveInDoubt(session, tools, callId, options_).pipe(Effect.tap(done))
               case "failed":
-                return Executor.retryCall(session, tools, callId, runOptions).pipe(Effect.tap(done))
+                return Executor.retryCall(session, tools, callId, options_).pipe(Effect.tap(done))
               default:
                 assert(false, "PairingInv", `call ${callId} of run ${run.runId} is ${call.state} while the run acts`)
             }
@@ -345,43 +345,73 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
         return why
       })
 
-    /** Asks a person about one call (durably: a restart asks again); no answer in time is no. */
-    const approve = (run: Run, call: Call): Effect.Effect<void, AgentError> =>
-      Effect.gen(function* () {
-        const question: Question = {
-          runId: run.runId,
-          callId: call.callId,
-          tool: call.tool,
-          input: call.input,
-          text: `Run ${call.tool} ${JSON.stringify(call.input).slice(0, 500)}?`
-        }
-        const given = run.answers[call.callId]
-        if (given === "yes") return
-        if (given === "no") return yield* declined(run.runId, call, "the person asked said no")
-        if (!(run.state === "waiting" && run.awaiting === call.callId)) {
-          yield* session.recordRun((time) => ({ _tag: "agent.run.waiting", runId: run.runId, forCall: call.callId, question: question.text, time }))
-        }
-        emit({ _tag: "waiting", runId: run.runId, question })
-        const now = yield* Clock.currentTimeMillis
-        const remaining = Math.max(1, run.budget.wallClockMsMax - (now - run.startedAt))
-        const answer: Answer =
-          options.ask === undefined
-            ? { approve: false, by: "nobody", note: "there is nobody to ask" }
-            : yield* options.ask(question).pipe(
-                Effect.timeoutOrElse({
-                  duration: Duration.millis(remaining),
-                  orElse: () => Effect.succeed<Answer>({ approve: false, by: "deadline", note: "no answer before the run's deadline" })
+    /**
+     * A call awaits approval (its capability demands one): the run waits,
+     * durably, and a person is asked through `ask`; their answer is journaled
+     * (agent.run.answered) and applied as a decision (Approvals). A decision
+     * made elsewhere (the API) ends the wait as well; the executor interrupts
+     * this at the deadline. One question at a time: the run waits on one call.
+     */
+    const askAbout = (runId: string, call: Call): Effect.Effect<void, Executor.ExecutorError> =>
+      asking.withPermits(1)(
+        Effect.gen(function* () {
+          const run = runOf(runId)
+          const request = call.approval
+          assert(request !== undefined, "AuthorityInv", `call ${call.callId} awaits approval without a request`)
+          if (callOf(call.callId).state !== "awaitingApproval") return
+          const question: Question = {
+            runId,
+            callId: call.callId,
+            tool: call.tool,
+            input: call.input,
+            text: `Run ${call.tool} ${JSON.stringify(call.input).slice(0, 500)}?`,
+            approvers: request.approvers,
+            deadline: request.deadline
+          }
+          if (!(run.state === "waiting" && run.awaiting === call.callId)) {
+            yield* recordRunOrDie(session.recordRun((time) => ({ _tag: "agent.run.waiting", runId, forCall: call.callId, question: question.text, time })))
+          }
+          emit({ _tag: "waiting", runId, question })
+          const ask = options.ask
+          const person =
+            ask === undefined
+              ? Effect.never
+              : Effect.gen(function* () {
+                  const answer = yield* ask(question)
+                  // The answer first (the run stops waiting), then the decision (which may settle the call).
+                  yield* recordRunOrDie(
+                    session.recordRun((time) => ({
+                      _tag: "agent.run.answered",
+                      runId,
+                      forCall: call.callId,
+                      answer: answer.approve ? "yes" : "no",
+                      by: answer.by,
+                      time
+                    }))
+                  )
+                  const decided = answer.approve
+                    ? Approvals.approve(session, call.callId, answer.by, { argsHash: request.argsHash })
+                    : Approvals.reject(session, call.callId, answer.by, answer.note ?? "declined")
+                  // A decision that does not count (not an approver, too late) is journaled as ignored; the wait goes on.
+                  yield* decided.pipe(
+                    Effect.catchTag("ApprovalIgnored", () => Effect.void),
+                    Effect.catchTag("ApprovalUnknownCall", () => Effect.void)
+                  )
+                  yield* Approvals.awaitDecision(session, call.callId)
                 })
-              )
-        yield* session.recordRun((time) => ({
-          _tag: "agent.run.answered",
-          runId: run.runId,
-          forCall: call.callId,
-          answer: answer.approve ? "yes" : "no",
-          by: answer.by,
-          time
-        }))
-        if (!answer.approve) yield* declined(run.runId, call, `${answer.by} declined this call${answer.note === undefined ? "" : ` (${answer.note})`}`)
+          yield* Effect.raceFirst(person, Approvals.awaitDecision(session, call.callId))
+        })
+      )
+
+    /** Rejects (before any start) the calls of the run's turn that have not started, and withdraws its approval requests. */
+    const settleUnstarted = (runId: string, why: string): Effect.Effect<void, AgentError> =>
+      Effect.gen(function* () {
+        for (const callId of runOf(runId).pending) {
+          const call = callOf(callId)
+          if (call.state === "proposed" || call.state === "authorized" || call.state === "approved") yield* declined(runId, call, why)
+          else if (call.state === "awaitingApproval") yield* Approvals.withdraw(session, callId, why)
+          else if (call.state === "failed") yield* Executor.abandonRetry(session, callId)
+        }
       })
 
     const declined = (runId: string, call: Call, why: string): Effect.Effect<void, AgentError> =>
@@ -397,14 +427,8 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
       Effect.gen(function* () {
         const run = session.runs().get(runId)
         if (run === undefined || finalStates.has(run.state)) return
-        // The call a restart found a person being asked about comes first: the run is waiting on it.
-        const order = run.state === "waiting" ? [run.awaiting, ...run.pending.filter((c) => c !== run.awaiting)] : run.pending
-        for (const callId of order) {
-          const call = callOf(callId)
-          if (call.state === "proposed") yield* Executor.reject(session, call, "error", `not run: the run was cancelled (${reason})`)
-          else if (call.state === "failed") yield* Executor.abandonRetry(session, callId)
-          // A call in doubt (found after a crash) keeps its doubt for the next resume: it is resolved, never guessed.
-        }
+        // A call in doubt (found after a crash) keeps its doubt for the next resume: it is resolved, never guessed.
+        yield* settleUnstarted(runId, `the run was cancelled (${reason})`)
         if (runOf(runId).pending.length > 0) return
         yield* session.recordRun((time) => ({ _tag: "agent.run.cancelled", runId, reason, time }))
       })

@@ -4,6 +4,7 @@
  * Agent.ts.
  */
 import type { Effect } from "effect"
+import type { Authority } from "../authority/Authority.ts"
 import type { RunBudget } from "../Event.ts"
 import type { ModelShape } from "../model/Model.ts"
 import type { ModelError } from "../model/ModelError.ts"
@@ -11,13 +12,17 @@ import type * as Tool from "../toolcall/Tool.ts"
 import type { Call } from "../toolcall/ToolCalls.ts"
 import type { RunState } from "./AgentMachine.ts"
 
-/** A question to a person about one call (issue 5 replaces this with approval gates). */
+/** A question to a person about one call that awaits approval (its capability demands one). */
 export interface Question {
   readonly runId: string
   readonly callId: string
   readonly tool: string
   readonly input: unknown
   readonly text: string
+  /** Who may approve: an answer by anyone else is journaled and ignored. */
+  readonly approvers: ReadonlyArray<string>
+  /** When the request expires (ms since the epoch, from the journal): then the call is rejected. */
+  readonly deadline: number
 }
 
 export interface Answer {
@@ -34,9 +39,12 @@ export interface AgentOptions {
   readonly system?: string
   /** Bounds of each run (defaults: see `defaultBudget`), journaled with the run. */
   readonly budget?: Partial<RunBudget>
-  /** Tools whose calls need a person's yes before they start (default: the unsafe ones). */
-  readonly needsApproval?: (tool: Tool.AnyTool) => boolean
-  /** Asks a person; without it, calls that need approval are rejected ("nobody to ask": silence means no). */
+  /** What the run's tool calls may do: every call is checked against it before it starts (no ambient authority). */
+  readonly authority: Authority
+  /**
+   * Asks a person about a call that awaits approval; the answer is journaled and applied.
+   * Without it, such a call waits for a decision through `Approvals` until its deadline (then it is expired: silence means no).
+   */
   readonly ask?: (question: Question) => Effect.Effect<Answer>
   /** Characters of the branch shown to the model; older entries are left out (default Limits.contextCharsMax). */
   readonly contextCharsMax?: number

@@ -112,6 +112,12 @@ export function resultOf(call: Call): ToolResult {
       return { ...base, isError: true, content: "cancelled: the call was interrupted; its effect may or may not have happened" }
     case "timedOut":
       return { ...base, isError: true, content: "timed out: the call ran past its time budget and was interrupted" }
+    case "denied":
+      return { ...base, isError: true, content: clip(`denied: ${outcome.message}`) }
+    case "rejected":
+      return { ...base, isError: true, content: clip(`not approved: ${outcome.by} rejected this call (${outcome.reason}); nothing ran`) }
+    case "expired":
+      return { ...base, isError: true, content: "not approved: nobody approved this call before its deadline, so it did not run (silence means no)" }
     case undefined:
       return { ...base, isError: true, content: "no outcome" }
   }

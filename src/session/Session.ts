@@ -130,7 +130,7 @@ export interface Session {
   /** The session's agent runs (read-only). */
   readonly runs: () => Pick<AgentRuns, "get" | "active" | "all" | "size">
   /** The session's tool calls (read-only). */
-  readonly calls: () => Pick<ToolCalls, "get" | "ofEntry" | "all" | "unresolved">
+  readonly calls: () => Pick<ToolCalls, "get" | "ofEntry" | "all" | "unresolved" | "usesOf">
   /**
    * What a model is given: the entries root → head of `branch`, each with the
    * calls it proposed and their outcomes. Asserts PairingInv: a call without
@@ -239,11 +239,25 @@ function traceCalls(tracer: TraceShape, calls: ToolCalls, events: ReadonlyArray<
     const args: { [key: string]: Schema.Json } = { call: event.callId }
     if ("attempt" in event) args.attempt = rerun && following !== undefined && "attempt" in following ? following.attempt : event.attempt
     if (event._tag === "tool.call.failed" && !rerun) args.retryable = event.retryable
-    tracer.emit({ spec: "ToolCall", action: rerun ? "Rerun" : actionOf(prior, event), args })
+    const action = rerun ? "Rerun" : actionOf(prior, event)
     states.set(event.callId, rerun ? "started" : stateAfter(event))
     if (rerun) i++
+    // spec/Authority.tla refines ToolCall.tla's proposed → started edge: its steps are stuttering there,
+    // except a denial, rejection or expiry (ToolCall's Reject) and the start itself.
+    if (authorityActions.has(action)) {
+      const authorityArgs: { [key: string]: Schema.Json } = { call: event.callId }
+      if ("by" in event) authorityArgs.by = event.by
+      tracer.emit({ spec: "Authority", action, args: authorityArgs })
+      if (action === "Deny" || action === "RejectApproval" || action === "Expire")
+        tracer.emit({ spec: "ToolCall", action: "Reject", args: { call: event.callId } })
+      continue
+    }
+    if (action === "Start") tracer.emit({ spec: "Authority", action: "Start", args: { call: event.callId } })
+    tracer.emit({ spec: "ToolCall", action, args })
   }
 }
+
+const authorityActions: ReadonlySet<string> = new Set(["Authorize", "Deny", "RequestApproval", "Approve", "RejectApproval", "Expire", "IgnoreDecision"])
 
 /** Emits the Agent spec's actions for an event just folded: its own, then SettleCall if it settled a call. */
 function traceRun(tracer: TraceShape, event: Event, settled: string | undefined): void {

@@ -19,8 +19,11 @@
  *   const done = yield* Executor.runCalls(session, Executor.registry([add]), calls.map((c) => c.callId))
  */
 import { Cause, Clock, Duration, Effect, Exit, Option, Schedule } from "effect"
+import * as Approvals from "../authority/Approvals.ts"
+import type { Authority } from "../authority/Authority.ts"
 import type { ToolCallEvent } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
+import { Limits } from "../Limits.ts"
 import type { Session, WriteError } from "../session/Session.ts"
 import type { ToolCallRefused } from "../session/SessionError.ts"
 import { Trace } from "../trace/Trace.ts"
@@ -29,18 +32,20 @@ import type { Call } from "./ToolCalls.ts"
 
 export type ExecutorError = WriteError | ToolCallRefused
 
-/** The tools a session may call, by name. */
+/** The tools a session may call, by name, and the authority their calls run under. */
 export interface Registry {
   readonly get: (name: string) => Tool.AnyTool | undefined
+  readonly authority: Authority
 }
 
-export function registry(tools: ReadonlyArray<Tool.AnyTool>): Registry {
+/** No tool runs without an authority that covers the call: there is no default (no ambient authority). */
+export function registry(tools: ReadonlyArray<Tool.AnyTool>, authority: Authority): Registry {
   const byName = new Map<string, Tool.AnyTool>()
   for (const tool of tools) {
     if (byName.has(tool.name)) throw new Tool.InvalidToolDefinition(`two tools are named ${tool.name}`)
     byName.set(tool.name, tool)
   }
-  return { get: (name) => byName.get(name) }
+  return { get: (name) => byName.get(name), authority }
 }
 
 export interface RunOptions {
@@ -48,6 +53,13 @@ export interface RunOptions {
   readonly concurrency?: number
   /** Told when an attempt's `started` record is durable and the tool is about to run (progress for UIs). */
   readonly onStart?: (call: Call, attempt: number, time: number) => void
+  /**
+   * Runs when a call awaits approval (its request is durable): ask a person and
+   * record the decision with `Approvals.approve`/`reject`. Interrupted when the
+   * deadline passes first (the call is then expired). Without it, the call
+   * waits for a decision from elsewhere until its deadline.
+   */
+  readonly onApproval?: (call: Call) => Effect.Effect<void, ExecutorError>
 }
 
 /** Runs the proposed calls concurrently (bounded); one failing or cancelled call never loses the others' results. */
@@ -71,8 +83,69 @@ export const runCall = (session: Session, tools: Registry, callId: string, optio
       const error = Cause.findErrorOption(input.cause)
       return yield* reject(session, call, "invalidInput", error._tag === "Some" ? error.value.message : "invalid input")
     }
+    // The authority check, between proposed and started (AuthorityInv): on the decoded arguments.
+    const now = yield* Clock.currentTimeMillis
+    const verdict = yield* tools.authority.check({ callId, tool: tool.name, input: input.value }, { now, usesOf: (id) => session.calls().usesOf(id) })
+    if (!verdict.granted) {
+      yield* session.recordCall((time) => ({ _tag: "tool.call.denied", callId, reason: verdict.reason, message: verdict.message, time }))
+      return current(session, callId)
+    }
+    const authorized: ToolCallEvent = { _tag: "tool.call.authorized", callId, capability: verdict.capability, blocks: [...verdict.blocks], time: 0 }
+    if (verdict.approval === undefined) return yield* attempts(session, tool, call, input.value, options, [authorized])
+    const demand = verdict.approval
+    const argsHash = yield* Effect.promise(() => hashArguments(call.input))
+    const timeoutMs = Math.max(1, Math.min(demand.timeoutMs, Limits.approvalTimeoutMsMax))
+    yield* session.recordCall((time) => [
+      { ...authorized, time },
+      { _tag: "tool.call.awaitingApproval", callId, argsHash, approvers: [...demand.approvers], deadline: time + timeoutMs, time }
+    ])
+    return yield* continueApproval(session, tools, callId, options)
+  })
+
+/**
+ * Goes on with a call awaiting approval (also after a restart: the deadline
+ * is the journal's): asks through `onApproval` while waiting for a decision
+ * or the deadline, then starts the call if it was approved.
+ */
+export const continueApproval = (session: Session, tools: Registry, callId: string, options: RunOptions = {}): Effect.Effect<Call, ExecutorError> =>
+  Effect.gen(function* () {
+    const call = current(session, callId)
+    if (call.state === "awaitingApproval") {
+      // Asking a person ends with a decision (theirs or another's); the deadline interrupts it and expires the call.
+      if (options.onApproval !== undefined) yield* Effect.raceFirst(options.onApproval(call), Approvals.untilDeadline(session, callId))
+      yield* Approvals.awaitDecision(session, callId)
+    }
+    return yield* startApproved(session, tools, callId, options)
+  })
+
+/** Starts a call that is approved (or authorized) and has not started: e.g. one left so by a crash. */
+export const startApproved = (session: Session, tools: Registry, callId: string, options: RunOptions = {}): Effect.Effect<Call, ExecutorError> =>
+  Effect.gen(function* () {
+    const call = current(session, callId)
+    if (call.state !== "approved" && call.state !== "authorized") return call
+    const tool = tools.get(call.tool)
+    const input = tool === undefined ? undefined : yield* Effect.option(Tool.decodeInput(tool, call.input))
+    if (tool === undefined || input === undefined || input._tag === "None") {
+      return yield* reject(session, call, "error", `not run: the tool ${call.tool} is no longer available here`)
+    }
     return yield* attempts(session, tool, call, input.value, options)
   })
+
+/** The hash an approval binds to: SHA-256 of the arguments' canonical JSON (keys sorted). */
+export async function hashArguments(input: unknown): Promise<string> {
+  const bytes = new TextEncoder().encode(canonicalJson(input))
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))
+  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`
+}
+
+function canonicalJson(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(canonicalJson).join(",")}]`
+  if (x !== null && typeof x === "object") {
+    const keys = Object.keys(x).sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((x as Record<string, unknown>)[k])}`).join(",")}}`
+  }
+  return JSON.stringify(x) ?? "null"
+}
 
 /**
  * Goes on with a call whose last attempt failed retryably and whose next
@@ -180,11 +253,18 @@ const backoff = (policy: Tool.RetryPolicy) =>
  * closed (failed, "unknown", retryable) in the same batch as the next
  * `started` (spec: Rerun).
  */
-function attempts<I, O>(session: Session, tool: Tool.Tool<I, O>, call: Call, input: I, options: RunOptions): Effect.Effect<Call, ExecutorError> {
+function attempts<I, O>(
+  session: Session,
+  tool: Tool.Tool<I, O>,
+  call: Call,
+  input: I,
+  options: RunOptions,
+  first: ReadonlyArray<ToolCallEvent> = []
+): Effect.Effect<Call, ExecutorError> {
   const allowed = tool.semantics === "readOnly" || tool.semantics === "idempotent" ? tool.retry.attemptsMax : 1
   let attempt = call.attempt
   const once = Effect.suspend(() => {
-    const lead: ReadonlyArray<ToolCallEvent> = attempt === call.attempt && call.state === "inDoubt" ? [lostAttempt(call.callId, attempt, 0)] : []
+    const lead: ReadonlyArray<ToolCallEvent> = attempt !== call.attempt ? [] : call.state === "inDoubt" ? [lostAttempt(call.callId, attempt, 0)] : first
     attempt += 1
     return attemptOnce(session, tool, call, input, attempt, lead, attempt < allowed, options)
   })

@@ -1,18 +1,26 @@
 /**
  * The ToolCall lifecycle (design §3), pure:
- *   proposed → started → succeeded | failed | cancelled | timedOut
+ *   proposed → authorized | denied  (Authorize / Deny: the capability check, spec/Authority.tla)
+ *   authorized → awaitingApproval → approved | rejected | expired   (RequestApproval, Approve, RejectApproval, Expire)
+ *   authorized | approved → started (Start: the one path into started)
+ *   started → succeeded | failed | cancelled | timedOut
  *   failed (retryable) → started   (Retry: same key, next attempt)
  *   succeeded → compensated        (saga undo)
  *   started → inDoubt              (found without an outcome after a crash: `recover`)
  *   inDoubt → failed → started     (Rerun: readOnly/idempotent, the lost attempt closed
  *                                   as failed "unknown" retryable, then the next attempt, same key)
  *   inDoubt → succeeded | failed   (Reconcile, or CloseUnknown: failed, reason "unknown")
- *   proposed → failed              (Reject: attempt 0, nothing ran — bad input, unknown tool)
+ *   proposed | authorized | approved → failed   (Reject: attempt 0, nothing ran — bad input, unknown
+ *                                   tool, or the run ended before the start)
+ *   decisionIgnored                 (IgnoreDecision: an audit record that changes nothing; not in
+ *                                   proposed or authorized, where no decision was asked for)
  * Event types are the journal's tags (src/Event.ts), named after the
  * actions of spec/ToolCall.tla; `recover` is not journaled: it is what
  * opening a journal means for a call still `started`.
- * `Start` is the one transition from proposed into started: the authority
- * check (capabilities, approvals) will sit on it.
+ * Every transition into `started` comes from `authorized` or `approved`
+ * (or, for a retry, from a failure of a started attempt): nothing starts
+ * without the authority check (test/toolcall/ToolCallMachine.test.ts
+ * enumerates the transitions to prove it).
  */
 import { assign, type SnapshotFrom, setup, transition } from "xstate"
 import type { ToolCallEvent } from "../Event.ts"
@@ -24,10 +32,16 @@ export interface ToolCallContext {
   readonly key: string
   readonly attempt: number
   readonly retryable: boolean
+  /** The arguments' hash an approval must name ("" until approval is requested). */
+  readonly argsHash: string
+  /** When an approval request expires (ms; 0 until requested). */
+  readonly deadline: number
 }
 
 const attemptOf = (e: ToolCallMachineEvent): number => ("attempt" in e ? e.attempt : -1)
 const keyOf = (e: ToolCallMachineEvent): string => ("key" in e ? e.key : "")
+const hashOf = (e: ToolCallMachineEvent): string => ("argsHash" in e ? e.argsHash : "")
+const timeOf = (e: ToolCallMachineEvent): number => ("time" in e ? e.time : 0)
 
 export const toolCallMachine = setup({
   types: {
@@ -39,24 +53,57 @@ export const toolCallMachine = setup({
     // KeyStableInv: every attempt of a call carries the key of its first attempt.
     retryableNextAttempt: ({ context, event }) => context.retryable && attemptOf(event.event) === context.attempt + 1 && keyOf(event.event) === context.key,
     currentAttempt: ({ context, event }) => attemptOf(event.event) === context.attempt,
-    rejectedBeforeStart: ({ event }) => attemptOf(event.event) === 0
+    rejectedBeforeStart: ({ event }) => attemptOf(event.event) === 0,
+    // ExpiryInv: an approval counts only for the requested arguments and before the deadline.
+    approvalInTime: ({ context, event }) => hashOf(event.event) === context.argsHash && timeOf(event.event) < context.deadline,
+    pastDeadline: ({ context, event }) => timeOf(event.event) >= context.deadline
   },
   actions: {
     recordStart: assign(({ event }) => ({ key: keyOf(event.event), attempt: attemptOf(event.event), retryable: false })),
-    recordFailure: assign(({ event }) => ({ retryable: event.event._tag === "tool.call.failed" && event.event.retryable }))
+    recordFailure: assign(({ event }) => ({ retryable: event.event._tag === "tool.call.failed" && event.event.retryable })),
+    recordRequest: assign(({ event }) => ({
+      argsHash: hashOf(event.event),
+      deadline: event.event._tag === "tool.call.awaitingApproval" ? event.event.deadline : 0
+    }))
   }
 }).createMachine({
   id: "toolCall",
   // A constant context: XState's `transition` re-evaluates it for every step, so it must be cheap and need no input.
-  context: { key: "", attempt: 0, retryable: false },
+  context: { key: "", attempt: 0, retryable: false, argsHash: "", deadline: 0 },
   initial: "proposed",
   states: {
     proposed: {
       on: {
-        "tool.call.started": { target: "started", guard: "firstAttempt", actions: "recordStart" },
+        "tool.call.authorized": { target: "authorized" },
+        "tool.call.denied": { target: "denied" },
         "tool.call.failed": { target: "failed", guard: "rejectedBeforeStart" }
       }
     },
+    authorized: {
+      on: {
+        "tool.call.started": { target: "started", guard: "firstAttempt", actions: "recordStart" },
+        "tool.call.awaitingApproval": { target: "awaitingApproval", actions: "recordRequest" },
+        "tool.call.failed": { target: "failed", guard: "rejectedBeforeStart" }
+      }
+    },
+    awaitingApproval: {
+      on: {
+        "tool.call.approved": { target: "approved", guard: "approvalInTime" },
+        "tool.call.rejected": { target: "rejected" },
+        "tool.call.expired": { target: "expired", guard: "pastDeadline" },
+        "tool.call.decisionIgnored": { target: "awaitingApproval" }
+      }
+    },
+    approved: {
+      on: {
+        "tool.call.started": { target: "started", guard: "firstAttempt", actions: "recordStart" },
+        "tool.call.failed": { target: "failed", guard: "rejectedBeforeStart" },
+        "tool.call.decisionIgnored": { target: "approved" }
+      }
+    },
+    denied: {},
+    rejected: { on: { "tool.call.decisionIgnored": { target: "rejected" } } },
+    expired: { on: { "tool.call.decisionIgnored": { target: "expired" } } },
     started: {
       on: {
         "tool.call.succeeded": { target: "succeeded", guard: "currentAttempt" },
@@ -86,7 +133,21 @@ export const toolCallMachine = setup({
 })
 
 export type ToolCallSnapshot = SnapshotFrom<typeof toolCallMachine>
-export type ToolCallState = "proposed" | "started" | "inDoubt" | "succeeded" | "failed" | "cancelled" | "timedOut" | "compensated"
+export type ToolCallState =
+  | "proposed"
+  | "authorized"
+  | "denied"
+  | "awaitingApproval"
+  | "approved"
+  | "rejected"
+  | "expired"
+  | "started"
+  | "inDoubt"
+  | "succeeded"
+  | "failed"
+  | "cancelled"
+  | "timedOut"
+  | "compensated"
 
 /** A call's state as plain data: the machine's state value and context. */
 export interface CallSnapshot {
@@ -95,9 +156,21 @@ export interface CallSnapshot {
 }
 
 /** States in which the model can be shown a result. */
-export const terminalStates: ReadonlySet<ToolCallState> = new Set(["succeeded", "failed", "cancelled", "timedOut", "compensated"])
+export const terminalStates: ReadonlySet<ToolCallState> = new Set([
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timedOut",
+  "compensated",
+  "denied",
+  "rejected",
+  "expired"
+])
 
-export const initialCall: CallSnapshot = { value: "proposed", context: { key: "", attempt: 0, retryable: false } }
+/** States after a decision was asked for, where a decision that does not count is recorded (and ignored). */
+const decidedStates: ReadonlySet<ToolCallState> = new Set(["awaitingApproval", "approved", "rejected", "expired"])
+
+export const initialCall: CallSnapshot = { value: "proposed", context: { key: "", attempt: 0, retryable: false, argsHash: "", deadline: 0 } }
 
 /**
  * The machine's transition function written out: XState's `transition`
@@ -112,16 +185,30 @@ export function reduceCall(call: CallSnapshot, event: ToolCallMachineEvent): Cal
   const attempt = attemptOf(event)
   const sameKeyNext = attempt === context.attempt + 1 && keyOf(event) === context.key
   const current = attempt === context.attempt
-  const start = (): CallSnapshot => ({ value: "started", context: { key: keyOf(event), attempt, retryable: false } })
+  const start = (): CallSnapshot => ({ value: "started", context: { ...context, key: keyOf(event), attempt, retryable: false } })
   switch (event._tag) {
+    case "tool.call.authorized":
+      return value === "proposed" ? { value: "authorized", context } : undefined
+    case "tool.call.denied":
+      return value === "proposed" ? { value: "denied", context } : undefined
+    case "tool.call.awaitingApproval":
+      return value === "authorized" ? { value: "awaitingApproval", context: { ...context, argsHash: event.argsHash, deadline: event.deadline } } : undefined
+    case "tool.call.approved":
+      return value === "awaitingApproval" && event.argsHash === context.argsHash && event.time < context.deadline ? { value: "approved", context } : undefined
+    case "tool.call.rejected":
+      return value === "awaitingApproval" ? { value: "rejected", context } : undefined
+    case "tool.call.expired":
+      return value === "awaitingApproval" && event.time >= context.deadline ? { value: "expired", context } : undefined
+    case "tool.call.decisionIgnored":
+      return decidedStates.has(value) ? call : undefined
     case "tool.call.started":
-      if (value === "proposed" && attempt === 1) return start()
+      if ((value === "authorized" || value === "approved") && attempt === 1) return start()
       if (value === "failed" && context.retryable && sameKeyNext) return start()
       return undefined
     case "tool.call.succeeded":
       return (value === "started" || value === "inDoubt") && current ? { value: "succeeded", context } : undefined
     case "tool.call.failed":
-      if (value === "proposed" && attempt === 0) return { value: "failed", context }
+      if ((value === "proposed" || value === "authorized" || value === "approved") && attempt === 0) return { value: "failed", context }
       if (value === "started" && current) return { value: "failed", context: { ...context, retryable: event.retryable } }
       if (value === "inDoubt" && current) return { value: "failed", context: { ...context, retryable: event.retryable } }
       return undefined
@@ -157,6 +244,20 @@ export function transitionCall(call: CallSnapshot, event: ToolCallMachineEvent):
  */
 export function actionOf(prior: ToolCallState | undefined, event: ToolCallEvent): string {
   switch (event._tag) {
+    case "tool.call.authorized":
+      return "Authorize"
+    case "tool.call.denied":
+      return "Deny"
+    case "tool.call.awaitingApproval":
+      return "RequestApproval"
+    case "tool.call.approved":
+      return "Approve"
+    case "tool.call.rejected":
+      return "RejectApproval"
+    case "tool.call.expired":
+      return "Expire"
+    case "tool.call.decisionIgnored":
+      return "IgnoreDecision"
     case "tool.call.proposed":
       return "Propose"
     case "tool.call.started":
@@ -165,7 +266,7 @@ export function actionOf(prior: ToolCallState | undefined, event: ToolCallEvent)
       return prior === "inDoubt" ? "Reconcile" : "Succeed"
     case "tool.call.failed":
       if (prior === "inDoubt") return event.reason === "unknown" ? "CloseUnknown" : "Reconcile"
-      return prior === "proposed" ? "Reject" : "Fail"
+      return prior === "proposed" || prior === "authorized" || prior === "approved" ? "Reject" : "Fail"
     case "tool.call.cancelled":
       return "Cancel"
     case "tool.call.timedOut":

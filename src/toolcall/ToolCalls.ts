@@ -17,6 +17,19 @@ export type Outcome =
   | { readonly kind: "failed"; readonly reason: string; readonly message: string; readonly retryable: boolean }
   | { readonly kind: "cancelled" }
   | { readonly kind: "timedOut" }
+  | { readonly kind: "denied"; readonly reason: string; readonly message: string }
+  | { readonly kind: "rejected"; readonly by: string; readonly reason: string }
+  | { readonly kind: "expired"; readonly deadline: number }
+
+/** An approval request, from `tool.call.awaitingApproval` (and the decision that counted, once there is one). */
+export interface ApprovalRequest {
+  readonly argsHash: string
+  readonly approvers: ReadonlyArray<string>
+  readonly deadline: number
+  readonly requestedAt: number
+  /** Who decided, once a decision counted (approved or rejected). */
+  readonly decidedBy?: string
+}
 
 export interface Call {
   readonly callId: string
@@ -29,6 +42,9 @@ export interface Call {
   readonly key: string
   /** The last outcome (a compensated call keeps its success: the model saw it, and then it was undone). */
   readonly outcome: Outcome | undefined
+  /** The capability that authorized the call (its id), once authorized. */
+  readonly capability: string | undefined
+  readonly approval: ApprovalRequest | undefined
 }
 
 interface Stored {
@@ -39,6 +55,9 @@ interface Stored {
   readonly atomic: boolean
   snapshot: CallSnapshot
   outcome: Outcome | undefined
+  capability: string | undefined
+  blocks?: ReadonlyArray<string>
+  approval: ApprovalRequest | undefined
 }
 
 export interface ToolCallsData {
@@ -51,6 +70,9 @@ export interface ToolCallsData {
     readonly value: ToolCallState
     readonly context: CallSnapshot["context"]
     readonly outcome: Outcome | null
+    readonly capability?: string
+    readonly blocks?: ReadonlyArray<string>
+    readonly approval?: ApprovalRequest
   }>
 }
 
@@ -64,6 +86,12 @@ function outcomeOf(event: ToolCallEvent): Outcome | undefined {
       return { kind: "cancelled" }
     case "tool.call.timedOut":
       return { kind: "timedOut" }
+    case "tool.call.denied":
+      return { kind: "denied", reason: event.reason, message: event.message }
+    case "tool.call.rejected":
+      return { kind: "rejected", by: event.by, reason: event.reason }
+    case "tool.call.expired":
+      return { kind: "expired", deadline: event.deadline }
     default:
       return undefined
   }
@@ -72,11 +100,25 @@ function outcomeOf(event: ToolCallEvent): Outcome | undefined {
 export class ToolCalls {
   private readonly calls = new Map<string, Stored>()
   private readonly byEntry = new Map<number, Array<string>>()
+  /** Calls authorized per capability id (a capability's `uses` caveat counts these). */
+  private readonly uses = new Map<string, number>()
 
   constructor(data?: ToolCallsData) {
     for (const c of data?.calls ?? []) {
       const snapshot: CallSnapshot = { value: c.value, context: c.context }
-      this.store({ callId: c.callId, entryId: c.entryId, tool: c.tool, input: c.input, atomic: c.atomic, snapshot, outcome: c.outcome ?? undefined })
+      if (c.blocks !== undefined) this.countUses(c.blocks)
+      this.store({
+        callId: c.callId,
+        entryId: c.entryId,
+        tool: c.tool,
+        input: c.input,
+        atomic: c.atomic,
+        snapshot,
+        outcome: c.outcome ?? undefined,
+        capability: c.capability,
+        ...(c.blocks === undefined ? {} : { blocks: c.blocks }),
+        approval: c.approval
+      })
     }
   }
 
@@ -136,13 +178,26 @@ export class ToolCalls {
         input: event.input,
         atomic: event.atomic,
         snapshot: initialCall,
-        outcome: undefined
+        outcome: undefined,
+        capability: undefined,
+        approval: undefined
       })
       return
     }
     const call = this.calls.get(event.callId) as Stored
     call.snapshot = reduceCall(call.snapshot, event) as CallSnapshot
     call.outcome = outcomeOf(event) ?? (event._tag === "tool.call.started" ? undefined : call.outcome)
+    if (event._tag === "tool.call.authorized") {
+      call.capability = event.capability
+      call.blocks = event.blocks
+      this.countUses(event.blocks)
+    }
+    if (event._tag === "tool.call.awaitingApproval") {
+      call.approval = { argsHash: event.argsHash, approvers: event.approvers, deadline: event.deadline, requestedAt: event.time }
+    }
+    if ((event._tag === "tool.call.approved" || event._tag === "tool.call.rejected") && call.approval !== undefined) {
+      call.approval = { ...call.approval, decidedBy: event.by }
+    }
   }
 
   /** After a crash: every call still `started` is in doubt (its effect may or may not have happened). */
@@ -172,6 +227,15 @@ export class ToolCalls {
     return [...this.calls.values()].map(view)
   }
 
+  /** Calls authorized so far through block `id` (of any token containing it). */
+  usesOf(id: string): number {
+    return this.uses.get(id) ?? 0
+  }
+
+  private countUses(blocks: ReadonlyArray<string>): void {
+    for (const b of blocks) this.uses.set(b, (this.uses.get(b) ?? 0) + 1)
+  }
+
   /** Calls that the model cannot be shown yet (no outcome). */
   unresolved(): Array<Call> {
     return this.all().filter((c) => !terminalStates.has(c.state))
@@ -187,7 +251,10 @@ export class ToolCalls {
         atomic: c.atomic,
         value: c.snapshot.value,
         context: c.snapshot.context,
-        outcome: c.outcome ?? null
+        outcome: c.outcome ?? null,
+        ...(c.capability === undefined ? {} : { capability: c.capability }),
+        ...(c.blocks === undefined ? {} : { blocks: c.blocks }),
+        ...(c.approval === undefined ? {} : { approval: c.approval })
       }))
     }
   }
@@ -203,6 +270,8 @@ function view(call: Stored): Call {
     state: call.snapshot.value,
     attempt: call.snapshot.context.attempt,
     key: call.snapshot.context.key,
-    outcome: call.outcome
+    outcome: call.outcome,
+    capability: call.capability,
+    approval: call.approval
   }
 }

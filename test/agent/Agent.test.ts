@@ -2,12 +2,15 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as Agent from "../../src/agent/Agent.ts"
+import * as Authority from "../../src/authority/Authority.ts"
+import * as Caveat from "../../src/authority/Caveat.ts"
 import { MemoryStore } from "../../src/journal/MemoryStore.ts"
 import type { ModelRequest } from "../../src/model/Model.ts"
 import { ModelContextTooLong, ModelRateLimited } from "../../src/model/ModelError.ts"
 import * as ScriptedModel from "../../src/model/ScriptedModel.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
+import { allowAll } from "../support/authority.ts"
 
 /** Executions of the tools, to count what really ran. */
 const ran: Array<string> = []
@@ -41,13 +44,20 @@ const deploy = Tool.make({
 })
 
 const tools = [add, deploy]
+
+/** Lets real asynchronous work (WebCrypto: signatures, argument hashes) finish until `done()`, under the TestClock. */
+const until = (what: string, done: () => boolean) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 1000 && !done(); i++) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
+    assert.isTrue(done(), `timed out waiting until ${what}`)
+  })
 const lastMessage = (request: ModelRequest) => request.messages.at(-1)
 
 describe("Agent loop", () => {
   it.effect("a text answer ends the run done, in one batch with its turn", () =>
     Effect.gen(function* () {
       const session = yield* Session.openMemory()
-      const agent = yield* Agent.make(session, { model: ScriptedModel.make([{ text: "Hello!" }]), tools })
+      const agent = yield* Agent.make(session, { authority: allowAll, model: ScriptedModel.make([{ text: "Hello!" }]), tools })
       const outcome = yield* agent.run("hi")
       assert.strictEqual(outcome.state, "done")
       assert.strictEqual(outcome.text, "Hello!")
@@ -73,7 +83,7 @@ describe("Agent loop", () => {
         return { text: `It is ${last?.role === "tool" ? last.results[0]?.content : "?"}` }
       })
       const session = yield* Session.openMemory()
-      const agent = yield* Agent.make(session, { model, tools })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools })
       const updates: Array<string> = []
       agent.subscribe((u) => updates.push(u._tag))
       const outcome = yield* agent.run("what is 2+3?")
@@ -108,7 +118,7 @@ describe("Agent loop", () => {
         return { text: "sorry" }
       })
       const session = yield* Session.openMemory()
-      const agent = yield* Agent.make(session, { model, tools })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools })
       const outcome = yield* agent.run("go")
       assert.strictEqual(outcome.state, "done")
       assert.match(shown, /^true:invalidInput: the arguments are not a JSON object/)
@@ -116,30 +126,81 @@ describe("Agent loop", () => {
     })
   )
 
-  it.effect("an unsafe call waits for a person: no one to ask means no; yes runs it once", () =>
+  it.effect("a call whose capability demands approval waits for a person: silence expires it; an approver's yes runs it once", () =>
     Effect.gen(function* () {
       ran.length = 0
       const script = () => [{ toolCalls: [{ name: "deploy", input: { env: "prod" } }] }, { text: "ok" }]
+      const { authority } = yield* Authority.issue([Caveat.needsApproval(["tester"], { tools: ["deploy"] })], { approvalTimeoutMs: 60_000 })
       const s1 = yield* Session.openMemory()
-      const a1 = yield* Agent.make(s1, { model: ScriptedModel.make(script()), tools })
-      assert.strictEqual((yield* a1.run("ship it")).state, "done")
+      const a1 = yield* Agent.make(s1, { authority, model: ScriptedModel.make(script()), tools })
+      const f1 = yield* Effect.forkChild(a1.run("ship it"))
+      yield* until("the call awaits approval", () => s1.calls().get("run1_t1_c1")?.state === "awaitingApproval")
+      yield* TestClock.adjust("59 seconds")
+      assert.strictEqual(s1.calls().get("run1_t1_c1")?.state, "awaitingApproval")
+      yield* TestClock.adjust("2 seconds")
+      yield* until(
+        `the first run ends (call ${s1.calls().get("run1_t1_c1")?.state}, run ${s1.runs().get("run1")?.state})`,
+        () => s1.runs().get("run1")?.state === "done"
+      )
+      assert.strictEqual((yield* Fiber.join(f1)).state, "done")
       assert.deepStrictEqual(ran, [])
-      assert.strictEqual(s1.calls().get("run1_t1_c1")?.outcome?.kind, "failed")
+      assert.strictEqual(s1.calls().get("run1_t1_c1")?.state, "expired")
 
       const s2 = yield* Session.openMemory()
       const asked: Array<string> = []
       const a2 = yield* Agent.make(s2, {
+        authority,
         model: ScriptedModel.make(script()),
         tools,
         ask: (q) =>
           Effect.sync(() => {
-            asked.push(q.tool)
+            asked.push(`${q.tool} by ${q.approvers.join()}`)
             return { approve: true, by: "tester" }
           })
       })
       assert.strictEqual((yield* a2.run("ship it")).state, "done")
-      assert.deepStrictEqual(asked, ["deploy"])
+      assert.deepStrictEqual(asked, ["deploy by tester"])
       assert.deepStrictEqual(ran, [`keel:${s2.id}:run1_t1_c1`])
+      assert.strictEqual(s2.calls().get("run1_t1_c1")?.approval?.decidedBy, "tester")
+
+      // A yes from someone who may not approve does not count: journaled, ignored, and the call expires.
+      const s3 = yield* Session.openMemory()
+      const a3 = yield* Agent.make(s3, { authority, model: ScriptedModel.make(script()), tools, ask: () => Effect.succeed({ approve: true, by: "mallory" }) })
+      const f3 = yield* Effect.forkChild(a3.run("ship it"))
+      yield* until("mallory's answer is ignored", () => s3.calls().all().length > 0 && s3.runs().get("run1")?.state === "acting")
+      yield* TestClock.adjust("61 seconds")
+      yield* until(`the third run ends (call ${s3.calls().get("run1_t1_c1")?.state})`, () => s3.runs().get("run1")?.state === "done")
+      assert.strictEqual((yield* Fiber.join(f3)).state, "done")
+      assert.strictEqual(s3.calls().get("run1_t1_c1")?.state, "expired")
+      assert.strictEqual(ran.length, 1)
+    })
+  )
+
+  it.effect("a call no capability covers is denied before anything runs; the model sees the missing authority", () =>
+    Effect.gen(function* () {
+      ran.length = 0
+      let shown = ""
+      const model = ScriptedModel.make((request, index): ScriptedModel.ScriptedTurn => {
+        if (index === 0)
+          return {
+            toolCalls: [
+              { name: "deploy", input: { env: "prod" } },
+              { name: "add", input: { a: 1, b: 500 } }
+            ]
+          }
+        const last = lastMessage(request)
+        shown = last?.role === "tool" ? last.results.map((r) => r.content).join(" | ") : ""
+        return { text: "ok" }
+      })
+      const { authority } = yield* Authority.issue([Caveat.tools(["add"]), Caveat.range("b", { max: 100 })])
+      const session = yield* Session.openMemory()
+      const agent = yield* Agent.make(session, { authority, model, tools })
+      assert.strictEqual((yield* agent.run("go")).state, "done")
+      assert.deepStrictEqual(ran, [])
+      assert.strictEqual(session.calls().get("run1_t1_c1")?.state, "denied")
+      assert.strictEqual(session.calls().get("run1_t1_c2")?.state, "denied")
+      assert.match(shown, /^denied: no capability covers this call: .*deploy/)
+      assert.match(shown, /\| denied: no capability covers this call: .*b/)
     })
   )
 
@@ -163,7 +224,7 @@ describe("Agent loop", () => {
       // The second process takes the lease over (the first one died holding it).
       const session = yield* Session.openMemory(store, { takeover: true })
       assert.strictEqual(session.runs().active()?.state, "acting")
-      const agent = yield* Agent.make(session, { model, tools })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools })
       const busy = yield* Effect.flip(agent.run("another"))
       assert.strictEqual(busy._tag, "AgentBusy")
       const outcome = yield* agent.resume
@@ -180,25 +241,35 @@ describe("Agent loop", () => {
     Effect.gen(function* () {
       ran.length = 0
       const store = new MemoryStore()
+      const { authority } = yield* Authority.issue([Caveat.needsApproval(["me"], { tools: ["deploy"] })])
+      // First process: the first call approved, the second asked about, then it "dies".
       yield* Effect.gen(function* () {
         const s = yield* Session.openMemory(store)
-        yield* s.append("user", { text: "ship both" }, { run: { runId: "run1", budget: Agent.defaultBudget } })
-        yield* s.propose(
-          "assistant",
-          { text: "Deploying." },
-          [
-            { callId: "run1_t1_c1", tool: "deploy", input: { env: "a" } },
-            { callId: "run1_t1_c2", tool: "deploy", input: { env: "b" } }
-          ],
-          { turn: { runId: "run1", turn: 1, inputTokens: 1, outputTokens: 1, final: false } }
-        )
-        yield* s.recordRun((time) => ({ _tag: "agent.run.waiting", runId: "run1", forCall: "run1_t1_c1", question: "?", time }))
-        yield* s.recordRun((time) => ({ _tag: "agent.run.answered", runId: "run1", forCall: "run1_t1_c1", answer: "yes", by: "me", time }))
-        yield* s.recordRun((time) => ({ _tag: "agent.run.waiting", runId: "run1", forCall: "run1_t1_c2", question: "?", time }))
+        const a = yield* Agent.make(s, {
+          authority,
+          model: ScriptedModel.make([
+            {
+              text: "Deploying.",
+              toolCalls: [
+                { name: "deploy", input: { env: "a" } },
+                { name: "deploy", input: { env: "b" } }
+              ]
+            }
+          ]),
+          tools: [{ ...deploy, run: () => Effect.never }],
+          concurrency: 2,
+          ask: (q) => (q.callId.endsWith("c1") ? Effect.succeed({ approve: true, by: "me" }) : Effect.never)
+        })
+        const fiber = yield* Effect.forkChild(a.run("ship both"))
+        yield* until("the second call is asked about", () => s.runs().get("run1")?.awaiting === "run1_t1_c2")
+        assert.strictEqual(s.runs().get("run1")?.state, "waiting")
+        assert.strictEqual(s.runs().get("run1")?.awaiting, "run1_t1_c2")
+        void fiber // abandoned: the process "dies" here (its fiber never resumes)
       })
       const session = yield* Session.openMemory(store, { takeover: true })
       const asked: Array<string> = []
       const agent = yield* Agent.make(session, {
+        authority,
         model: ScriptedModel.make([{ text: "done" }]),
         tools,
         ask: (q) =>
@@ -210,7 +281,9 @@ describe("Agent loop", () => {
       const outcome = yield* agent.resume
       assert.strictEqual(outcome?.state, "done")
       assert.deepStrictEqual(asked, ["run1_t1_c2"])
-      assert.strictEqual(ran.length, 2)
+      assert.strictEqual(ran.length, 1)
+      // c1 had started in the first process (in doubt: an unsafe call is closed, never re-run); c2 ran here.
+      assert.strictEqual(session.calls().get("run1_t1_c1")?.outcome?.kind, "failed")
     })
   )
 
@@ -222,7 +295,7 @@ describe("Agent loop", () => {
         return { text: "x".repeat(100) }
       })
       const session = yield* Session.openMemory()
-      const agent = yield* Agent.make(session, { model, tools, contextCharsMax: 500 })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools, contextCharsMax: 500 })
       for (let i = 0; i < 10; i++) yield* agent.run(`question ${i} ${"q".repeat(50)}`)
       const last = seen.at(-1)
       assert.isDefined(last)
@@ -242,7 +315,12 @@ describe("Agent loop", () => {
   it.effect("a stalled model call ends the run timedOut (modelStalled)", () =>
     Effect.gen(function* () {
       const session = yield* Session.openMemory()
-      const agent = yield* Agent.make(session, { model: ScriptedModel.make([{ stallMs: 60_000, text: "late" }]), tools, modelStallMs: 5_000 })
+      const agent = yield* Agent.make(session, {
+        authority: allowAll,
+        model: ScriptedModel.make([{ stallMs: 60_000, text: "late" }]),
+        tools,
+        modelStallMs: 5_000
+      })
       const fiber = yield* Effect.forkChild(agent.run("hello?"))
       yield* TestClock.adjust("6 seconds")
       const outcome = yield* Fiber.join(fiber)
@@ -255,7 +333,7 @@ describe("Agent loop", () => {
     Effect.gen(function* () {
       const session = yield* Session.openMemory()
       const model = ScriptedModel.make([{ stallMs: 50_000, text: "slow" }])
-      const agent = yield* Agent.make(session, { model, tools, modelStallMs: 100_000, budget: { wallClockMsMax: 10_000 } })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools, modelStallMs: 100_000, budget: { wallClockMsMax: 10_000 } })
       const fiber = yield* Effect.forkChild(agent.run("hello?"))
       yield* TestClock.adjust("11 seconds")
       const outcome = yield* Fiber.join(fiber)
@@ -268,7 +346,7 @@ describe("Agent loop", () => {
     Effect.gen(function* () {
       const session = yield* Session.openMemory()
       const model = ScriptedModel.make(() => ({ toolCalls: [{ name: "add", input: { a: 1, b: 1 } }] }))
-      const agent = yield* Agent.make(session, { model, tools, budget: { turnsMax: 3 } })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools, budget: { turnsMax: 3 } })
       const outcome = yield* agent.run("loop forever")
       assert.strictEqual(outcome.state, "failed")
       assert.strictEqual(outcome.reason, "turnsExhausted")
@@ -276,7 +354,7 @@ describe("Agent loop", () => {
 
       const s2 = yield* Session.openMemory()
       const greedy = ScriptedModel.make(() => ({ toolCalls: [{ name: "add", input: { a: 1, b: 1 } }], usage: { inputTokens: 600, outputTokens: 0 } }))
-      const a2 = yield* Agent.make(s2, { model: greedy, tools, budget: { tokensMax: 1000 } })
+      const a2 = yield* Agent.make(s2, { authority: allowAll, model: greedy, tools, budget: { tokensMax: 1000 } })
       const o2 = yield* a2.run("spend")
       assert.strictEqual(o2.reason, "tokensExhausted")
       assert.strictEqual(o2.turns, 2)
@@ -287,13 +365,17 @@ describe("Agent loop", () => {
     Effect.gen(function* () {
       const session = yield* Session.openMemory()
       const model = ScriptedModel.make([{ error: new ModelRateLimited({ message: "slow down", retryAfterMs: 2000 }) }, { text: "fine" }])
-      const agent = yield* Agent.make(session, { model, tools })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools })
       const fiber = yield* Effect.forkChild(agent.run("hi"))
       yield* TestClock.adjust("3 seconds")
       assert.strictEqual((yield* Fiber.join(fiber)).text, "fine")
 
       const s2 = yield* Session.openMemory()
-      const a2 = yield* Agent.make(s2, { model: ScriptedModel.make([{ error: new ModelContextTooLong({ message: "prompt is too long" }) }]), tools })
+      const a2 = yield* Agent.make(s2, {
+        authority: allowAll,
+        model: ScriptedModel.make([{ error: new ModelContextTooLong({ message: "prompt is too long" }) }]),
+        tools
+      })
       const o2 = yield* a2.run("a very long story")
       assert.strictEqual(o2.state, "failed")
       assert.strictEqual(o2.reason, "contextTooLong")
@@ -305,7 +387,7 @@ describe("Agent loop", () => {
       const session = yield* Session.openMemory()
       let index = 0
       const model = ScriptedModel.make(() => (index++ === 0 ? { stallMs: 1_000_000, text: "never" } : { text: "back" }))
-      const agent = yield* Agent.make(session, { model, tools, modelStallMs: 2_000_000 })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools, modelStallMs: 2_000_000 })
       const fiber = yield* Effect.forkChild(agent.run("think hard"))
       yield* TestClock.adjust("1 second")
       yield* Fiber.interrupt(fiber)
@@ -322,13 +404,13 @@ describe("Agent loop", () => {
       ran.length = 0
       const session = yield* Session.openMemory()
       const model = ScriptedModel.make([{ toolCalls: [{ name: "deploy", input: { env: "prod" } }] }])
-      const agent = yield* Agent.make(session, { model, tools, ask: () => Effect.never })
+      const { authority } = yield* Authority.issue([Caveat.needsApproval(["me"], { tools: ["deploy"] })])
+      const agent = yield* Agent.make(session, { authority, model, tools, ask: () => Effect.never })
       const fiber = yield* Effect.forkChild(agent.run("ship"))
-      yield* TestClock.adjust("1 second")
-      assert.strictEqual(agent.status().state, "waiting")
+      yield* until("the run waits", () => agent.status().state === "waiting")
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(session.runs().get("run1")?.state, "cancelled")
-      assert.strictEqual(session.calls().get("run1_t1_c1")?.state, "failed")
+      assert.strictEqual(session.calls().get("run1_t1_c1")?.state, "rejected")
       assert.deepStrictEqual(ran, [])
     })
   )

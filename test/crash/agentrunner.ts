@@ -20,6 +20,8 @@
 //   {"dir":"/tmp/a","ledger":"/tmp/a.ledger","asks":"/tmp/a.asks","incarnation":0,"salt":1,"seed":1,"runs":3,"exit":true,"unsafePerTurnMax":3,"sabotage":""}
 import { Effect, type Scope } from "effect"
 import * as Agent from "../../src/agent/Agent.ts"
+import * as Authority from "../../src/authority/Authority.ts"
+import * as Caveat from "../../src/authority/Caveat.ts"
 import type { ModelRequest, ModelShape } from "../../src/model/Model.ts"
 import * as ScriptedModel from "../../src/model/ScriptedModel.ts"
 import * as Session from "../../src/session/Session.ts"
@@ -119,7 +121,12 @@ const run = (config: AgentRunnerConfig) =>
     const session = yield* Session.openFile(config.dir, { owner: `i${config.incarnation}`, durability: "fsync" })
     const active = session.runs().active()
     emit(`open ${session.id} ${session.fence().epoch} ${active?.runId ?? "-"} ${active?.state ?? "-"} ${active?.turns ?? 0} ${session.runs().size}`)
+    // The same root key in every incarnation (from the run's salt): a resumed session verifies its calls with it.
+    const seed = new Uint8Array(32)
+    new DataView(seed.buffer).setUint32(0, config.salt >>> 0)
+    const { authority } = yield* Authority.issue([Caveat.needsApproval(["crash-test"], { tools: ["charge", "send"] })], { seed })
     const agent = yield* Agent.make(session, {
+      authority,
       model: askingModel(config, session),
       tools: makeTools(config.ledger, config.sabotage === "early-tool" ? "early-ledger" : "", config.incarnation),
       ask: () => Effect.sleep(ms(rng, 6)).pipe(Effect.as({ approve: true, by: "crash-test" }))

@@ -285,6 +285,15 @@ export function callsOf(records: ReadonlyArray<Committed>): Map<string, CallView
       continue
     }
     if (!("callId" in e)) continue
+    // Authority records (the check before a start) are not outcomes, except a call closed by it.
+    if (
+      e._tag === "tool.call.authorized" ||
+      e._tag === "tool.call.awaitingApproval" ||
+      e._tag === "tool.call.approved" ||
+      e._tag === "tool.call.decisionIgnored"
+    ) {
+      continue
+    }
     const call = calls.get(e.callId)
     if (call === undefined) throw new Error(`record ${r.position} (${e._tag}) names call ${e.callId}, never proposed`)
     if (e._tag === "tool.call.started") call.started.push({ attempt: e.attempt, key: e.key, epoch: r.epoch, position: r.position })
@@ -292,7 +301,7 @@ export function callsOf(records: ReadonlyArray<Committed>): Map<string, CallView
     else
       call.outcomes.push({
         tag: e._tag.slice("tool.call.".length),
-        attempt: e.attempt,
+        attempt: "attempt" in e ? e.attempt : 0,
         epoch: r.epoch,
         position: r.position,
         reason: e._tag === "tool.call.failed" ? e.reason : "",

@@ -17,6 +17,7 @@ import * as Session from "../../src/session/Session.ts"
 import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
+import { allowAll } from "../support/authority.ts"
 import { appendLedger, type CallInput, makeTools, type ToolCallerConfig, toolNames, toolTable } from "./ledger.ts"
 import { between, emit, prng } from "./shared.ts"
 
@@ -43,7 +44,7 @@ const run = (config: ToolCallerConfig) =>
   Effect.gen(function* () {
     const rng = prng(config.seed)
     const tools = makeTools(config.ledger, config.sabotage)
-    const registry = Executor.registry(tools)
+    const registry = Executor.registry(tools, allowAll)
     const session = yield* Session.openFile(config.dir, { owner: config.owner })
     const unresolved = session.calls().unresolved()
     const inDoubt = unresolved.filter((c) => c.state === "inDoubt")

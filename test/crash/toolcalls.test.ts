@@ -8,6 +8,7 @@ import * as Journal from "../../src/journal/Journal.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
+import { allowAll } from "../support/authority.ts"
 import { ChildPool, runScoped } from "./children.ts"
 import { addStats, callsOf, checkCalls, emptyStats, makeTools, readLedger, type Sabotage, type ToolCallerConfig } from "./ledger.ts"
 import { between, prng } from "./shared.ts"
@@ -109,7 +110,7 @@ async function checkFolder(check: Check, dir: string, ledgerFile: string, closed
  * ledger), session.context() with every call resolved, then the checks with every attempt closed.
  */
 async function finalRecovery(check: Check, dir: string, ledgerFile: string) {
-  const tools = Executor.registry(makeTools(ledgerFile))
+  const tools = Executor.registry(makeTools(ledgerFile), allowAll)
   let resumed: { entries: number; calls: number; open: number }
   try {
     resumed = await runScoped(

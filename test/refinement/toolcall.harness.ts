@@ -46,6 +46,7 @@ import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Saga from "../../src/toolcall/Saga.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
 import * as Trace from "../../src/trace/Trace.ts"
+import { allowAll } from "../support/authority.ts"
 
 export const TIMEOUT_MS = 1000
 export const BASE_MS = 10
@@ -130,8 +131,19 @@ export function modelKey(key: string, k: ToolCallConstants, sessionId: string): 
 }
 
 /** One journaled tool-call event → the model record; `previous` is the call's record before it. */
-export function modelRecord(e: ToolCallEvent, previous: ToolCallRecord | undefined, k: ToolCallConstants, sessionId: string): ToolCallRecord {
+export function modelRecord(e: ToolCallEvent, previous: ToolCallRecord | undefined, k: ToolCallConstants, sessionId: string): ToolCallRecord | undefined {
   switch (e._tag) {
+    // spec/Authority.tla refines ToolCall.tla's proposed → started edge: its steps stutter here,
+    // and a denial, rejection or expiry is ToolCall's Reject (closed before any attempt).
+    case "tool.call.authorized":
+    case "tool.call.awaitingApproval":
+    case "tool.call.approved":
+    case "tool.call.decisionIgnored":
+      return undefined
+    case "tool.call.denied":
+    case "tool.call.rejected":
+    case "tool.call.expired":
+      return { type: "failed", attempt: 0, retryable: false, reason: "rejected" }
     case "tool.call.proposed":
       return { type: "proposed", key: keyOf(e.callId) }
     case "tool.call.started":
@@ -159,7 +171,8 @@ export function modelLog(events: ReadonlyArray<Event>, k: ToolCallConstants, ses
     if (!event._tag.startsWith("tool.call.")) continue
     const e = event as ToolCallEvent
     const records = log[e.callId]
-    if (records !== undefined) records.push(modelRecord(e, records.at(-1), k, sessionId))
+    const record = records === undefined ? undefined : modelRecord(e, records.at(-1), k, sessionId)
+    if (records !== undefined && record !== undefined) records.push(record)
   }
   return log
 }
@@ -283,7 +296,7 @@ export class ToolCallImpl {
           tools.push(this.tool(p, c, Schema.Struct({ n: Schema.String }) as unknown as Schema.Codec<{ readonly n: number }, unknown>))
       } else tools.push(this.tool(p, c))
     }
-    return Executor.registry(tools)
+    return Executor.registry(tools, allowAll)
   }
 
   /** Forks `effect` as call `c`'s fiber in `p`, on a TestClock of its own; resolves once it runs. */
@@ -662,7 +675,7 @@ export class RaceRig {
     const session = await run(Session.openMemory(rig.store).pipe(Effect.provide(trace)))
     rig.session = session
     await run(session.propose("assistant", {}, [{ callId: "c1", tool: "t", input: { n: 1 } }]))
-    const registry = Executor.registry([rig.tool()])
+    const registry = Executor.registry([rig.tool()], allowAll)
     const clockLayer = TestClock.layer({ warningDelay: "1 hour" })
     rig.fiber = Effect.runFork(
       Effect.gen(function* () {

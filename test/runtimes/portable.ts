@@ -9,6 +9,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import * as Agent from "../../src/agent/Agent.ts"
+import * as Authority from "../../src/authority/Authority.ts"
+import * as Caveat from "../../src/authority/Caveat.ts"
 import { decodePayloadBytes, encodeFrame, frameHeaderBytes } from "../../src/journal/Codec.ts"
 import * as Journal from "../../src/journal/Journal.ts"
 import * as ScriptedModel from "../../src/model/ScriptedModel.ts"
@@ -131,7 +133,9 @@ check("agent: a run with a tool call on a file session, replayed by a reader", a
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* Session.openFile(dir, { owner: "p" })
-        const agent = yield* Agent.make(session, { model: model(), tools: [add] })
+        // A real capability: Ed25519 through WebCrypto on every runtime.
+        const { authority } = yield* Authority.issue([Caveat.tools(["add"]), Caveat.range("a", { min: 0, max: 100 })])
+        const agent = yield* Agent.make(session, { authority, model: model(), tools: [add] })
         return yield* agent.run("add 2 and 40")
       })
     )

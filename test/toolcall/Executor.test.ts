@@ -8,6 +8,7 @@ import * as Session from "../../src/session/Session.ts"
 import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
+import { allowAll } from "../support/authority.ts"
 import { tempDir } from "../support/tmp.ts"
 
 /** A world outside the runtime: what each idempotency key did, to count real executions. */
@@ -75,9 +76,9 @@ describe("Executor", () => {
       const s = yield* Session.openMemory(store)
       const ledger = new Ledger()
       const tool = scripted(ledger, "readOnly")
-      const [done] = yield* Executor.runCalls(s, Executor.registry([tool]), yield* proposeOne(s, tool.name, { n: 21 }))
+      const [done] = yield* Executor.runCalls(s, Executor.registry([tool], allowAll), yield* proposeOne(s, tool.name, { n: 21 }))
       assert.deepStrictEqual([done?.state, done?.outcome], ["succeeded", { kind: "succeeded", output: { doubled: 42 }, reconciled: false }])
-      assert.deepStrictEqual(yield* toolRecords(store), ["started 1", "succeeded 1"])
+      assert.deepStrictEqual(yield* toolRecords(store), ["authorized", "started 1", "succeeded 1"])
       assert.deepStrictEqual(ledger.runs, [{ key: Tool.idempotencyKey(s.id, "c1"), attempt: 1 }])
     })
   )
@@ -104,7 +105,7 @@ describe("Executor", () => {
             })
           ).pipe(Effect.orDie)
       })
-      yield* Executor.runCalls(s, Executor.registry([probe]), yield* proposeOne(s, "probe", {}))
+      yield* Executor.runCalls(s, Executor.registry([probe], allowAll), yield* proposeOne(s, "probe", {}))
       assert.isTrue(seenOnDisk)
     })
   )
@@ -115,11 +116,11 @@ describe("Executor", () => {
       const s = yield* Session.openMemory(store)
       const ledger = new Ledger()
       const tool = scripted(ledger, "idempotent", ["retryable", "retryable"])
-      const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([tool]), yield* proposeOne(s, tool.name, { n: 1 })))
+      const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([tool], allowAll), yield* proposeOne(s, tool.name, { n: 1 })))
       yield* TestClock.adjust("1 second")
       const [done] = yield* Fiber.join(fiber)
       assert.strictEqual(done?.state, "succeeded")
-      assert.deepStrictEqual(yield* toolRecords(store), ["started 1", "failed 1", "started 2", "failed 2", "started 3", "succeeded 3"])
+      assert.deepStrictEqual(yield* toolRecords(store), ["authorized", "started 1", "failed 1", "started 2", "failed 2", "started 3", "succeeded 3"])
       assert.deepStrictEqual(new Set(ledger.runs.map((r) => r.key)).size, 1)
       assert.strictEqual(ledger.runs.length, 3)
     })
@@ -131,10 +132,10 @@ describe("Executor", () => {
       const s = yield* Session.openMemory(store)
       const ledger = new Ledger()
       const unsafe = scripted(ledger, "unsafe", ["retryable"])
-      const [a] = yield* Executor.runCalls(s, Executor.registry([unsafe]), yield* proposeOne(s, unsafe.name, { n: 1 }))
+      const [a] = yield* Executor.runCalls(s, Executor.registry([unsafe], allowAll), yield* proposeOne(s, unsafe.name, { n: 1 }))
       assert.deepStrictEqual([a?.state, ledger.runs.length], ["failed", 1])
       const stubborn = scripted(ledger, "readOnly", ["retryable", "retryable", "retryable", "retryable"])
-      const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([stubborn]), yield* proposeOne(s, stubborn.name, { n: 1 }, "c2")))
+      const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([stubborn], allowAll), yield* proposeOne(s, stubborn.name, { n: 1 }, "c2")))
       yield* TestClock.adjust("1 second")
       const [b] = yield* Fiber.join(fiber)
       assert.deepStrictEqual([b?.state, b?.attempt], ["failed", 3])
@@ -145,11 +146,10 @@ describe("Executor", () => {
     Effect.gen(function* () {
       const s = yield* Session.openMemory()
       const ledger = new Ledger()
-      const tools = Executor.registry([
-        scripted(ledger, "readOnly", ["die"]),
-        scripted(ledger, "idempotent", ["bad-output"]),
-        scripted(ledger, "unsafe", ["hang"])
-      ])
+      const tools = Executor.registry(
+        [scripted(ledger, "readOnly", ["die"]), scripted(ledger, "idempotent", ["bad-output"]), scripted(ledger, "unsafe", ["hang"])],
+        allowAll
+      )
       const { calls } = yield* s.propose("assistant", { text: "five calls" }, [
         { callId: "bad-input", tool: "double_readOnly", input: { n: "twelve" } },
         { callId: "no-tool", tool: "rm_rf", input: {} },
@@ -196,9 +196,9 @@ describe("Executor", () => {
           throw new Error("not an Effect")
         }
       })
-      const [done] = yield* Executor.runCalls(s, Executor.registry([thrower]), yield* proposeOne(s, "thrower", {}))
+      const [done] = yield* Executor.runCalls(s, Executor.registry([thrower], allowAll), yield* proposeOne(s, "thrower", {}))
       assert.deepStrictEqual([done?.state, done?.outcome?.kind === "failed" ? done.outcome.reason : ""], ["failed", "defect"])
-      assert.deepStrictEqual(yield* toolRecords(store), ["started 1", "failed 1"])
+      assert.deepStrictEqual(yield* toolRecords(store), ["authorized", "started 1", "failed 1"])
     })
   )
 
@@ -206,7 +206,7 @@ describe("Executor", () => {
     Effect.gen(function* () {
       const s = yield* Session.openMemory()
       const ledger = new Ledger()
-      const tools = Executor.registry([scripted(ledger, "readOnly"), scripted(ledger, "unsafe", ["fail"])])
+      const tools = Executor.registry([scripted(ledger, "readOnly"), scripted(ledger, "unsafe", ["fail"])], allowAll)
       const { calls } = yield* s.propose("assistant", { text: "three" }, [
         { callId: "a", tool: "double_readOnly", input: { n: 1 } },
         { callId: "b", tool: "double_unsafe", input: { n: 2 } },
@@ -230,11 +230,11 @@ describe("Executor", () => {
       const s = yield* Session.openMemory(store)
       const ledger = new Ledger()
       const tool = scripted(ledger, "unsafe", ["hang"])
-      const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([tool]), yield* proposeOne(s, tool.name, { n: 1 })))
+      const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([tool], allowAll), yield* proposeOne(s, tool.name, { n: 1 })))
       yield* TestClock.adjust("10 millis")
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(s.calls().get("c1")?.state, "cancelled")
-      assert.deepStrictEqual(yield* toolRecords(store), ["started 1", "cancelled 1"])
+      assert.deepStrictEqual(yield* toolRecords(store), ["authorized", "started 1", "cancelled 1"])
     })
   )
 
@@ -250,7 +250,10 @@ describe("Executor", () => {
       assert.strictEqual(unknown._tag, "ToolCallRefused")
       const duplicate = yield* Effect.flip(s.propose("assistant", {}, [{ callId: "c1", tool: "t", input: {} }]))
       assert.strictEqual(duplicate._tag, "ToolCallRefused")
-      yield* s.recordCall((time) => ({ _tag: "tool.call.started", callId: "c1", key: "k", attempt: 1, time }))
+      yield* s.recordCall((time) => [
+        { _tag: "tool.call.authorized", callId: "c1", capability: "test-capability", blocks: ["test-capability"], time },
+        { _tag: "tool.call.started", callId: "c1", key: "k", attempt: 1, time }
+      ])
       yield* s.recordCall((time) => ({ _tag: "tool.call.cancelled", callId: "c1", attempt: 1, time }))
       const twice = yield* Effect.flip(s.recordCall((time) => ({ _tag: "tool.call.timedOut", callId: "c1", attempt: 1, time })))
       assert.strictEqual(twice._tag, "ToolCallRefused")
@@ -277,7 +280,7 @@ describe("Executor", () => {
           }),
         reconcile: ({ n }, ctx) => Effect.succeed(ledger.count(ctx.idempotencyKey) > 0 ? { executed: true, output: { doubled: n * 2 } } : { executed: false })
       })
-      const tools = Executor.registry([idempotent, unsafe, reconcilable])
+      const tools = Executor.registry([idempotent, unsafe, reconcilable], allowAll)
       // The first process: three calls started (their effects ran: the ledger has them), then it dies.
       yield* Effect.scoped(
         Effect.gen(function* () {
@@ -289,7 +292,10 @@ describe("Executor", () => {
           ])
           for (const callId of ["i", "u", "p"]) {
             const key = Tool.idempotencyKey(s.id, callId)
-            yield* s.recordCall((time) => ({ _tag: "tool.call.started", callId, key, attempt: 1, time }))
+            yield* s.recordCall((time) => [
+              { _tag: "tool.call.authorized", callId: callId, capability: "test-capability", blocks: ["test-capability"], time },
+              { _tag: "tool.call.started", callId, key, attempt: 1, time }
+            ])
             ledger.runs.push({ key, attempt: 1 })
           }
           fs.unlinkSync(`${dir}/writer.lock`) // kill -9: no suspend, the lock's owner is gone

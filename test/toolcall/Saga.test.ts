@@ -6,6 +6,7 @@ import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Saga from "../../src/toolcall/Saga.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
+import { allowAll } from "../support/authority.ts"
 import { tempDir } from "../support/tmp.ts"
 
 /** A booking system outside the runtime: bookings made and undone, by key. */
@@ -44,7 +45,7 @@ describe("Saga (atomic groups)", () => {
     Effect.gen(function* () {
       const world = new World()
       const s = yield* Session.openMemory()
-      const tools = Executor.registry([step(world, "flight"), step(world, "hotel"), step(world, "car")])
+      const tools = Executor.registry([step(world, "flight"), step(world, "hotel"), step(world, "car")], allowAll)
       const { entry } = yield* s.propose("assistant", { text: "book a trip" }, trip, { atomic: true })
       assert.isTrue(yield* Saga.runAtomic(s, tools, entry.id))
       assert.deepStrictEqual(world.log, ["do flight LIS", "do hotel Alfama", "do car compact"])
@@ -55,7 +56,7 @@ describe("Saga (atomic groups)", () => {
     Effect.gen(function* () {
       const world = new World()
       const s = yield* Session.openMemory()
-      const tools = Executor.registry([step(world, "flight"), step(world, "hotel", true), step(world, "car")])
+      const tools = Executor.registry([step(world, "flight"), step(world, "hotel", true), step(world, "car")], allowAll)
       const { entry } = yield* s.propose("assistant", { text: "book a trip" }, trip, { atomic: true })
       assert.isFalse(yield* Saga.runAtomic(s, tools, entry.id))
       assert.deepStrictEqual(world.log, ["do flight LIS", "undo flight LIS flight"])
@@ -76,14 +77,17 @@ describe("Saga (atomic groups)", () => {
     Effect.gen(function* () {
       const dir = yield* tempDir()
       const world = new World()
-      const tools = Executor.registry([step(world, "flight"), step(world, "hotel"), step(world, "car")])
+      const tools = Executor.registry([step(world, "flight"), step(world, "hotel"), step(world, "car")], allowAll)
       yield* Effect.scoped(
         Effect.gen(function* () {
           const s = yield* Session.openFile(dir, { owner: "first" })
           yield* s.propose("assistant", { text: "book a trip" }, trip, { atomic: true })
           yield* Executor.runCall(s, tools, "flight")
           // The hotel step starts, its effect may have happened, and the process dies.
-          yield* s.recordCall((time) => ({ _tag: "tool.call.started", callId: "hotel", key: Tool.idempotencyKey(s.id, "hotel"), attempt: 1, time }))
+          yield* s.recordCall((time) => [
+            { _tag: "tool.call.authorized", callId: "hotel", capability: "test-capability", blocks: ["test-capability"], time },
+            { _tag: "tool.call.started", callId: "hotel", key: Tool.idempotencyKey(s.id, "hotel"), attempt: 1, time }
+          ])
           fs.unlinkSync(`${dir}/writer.lock`)
         })
       )
@@ -105,7 +109,7 @@ describe("Saga (atomic groups)", () => {
     Effect.gen(function* () {
       const dir = yield* tempDir()
       const world = new World()
-      const tools = Executor.registry([step(world, "flight"), step(world, "hotel", true), step(world, "car")])
+      const tools = Executor.registry([step(world, "flight"), step(world, "hotel", true), step(world, "car")], allowAll)
       yield* Effect.scoped(
         Effect.gen(function* () {
           const s = yield* Session.openFile(dir, { owner: "first" })

@@ -10,7 +10,22 @@ import {
   transitionCall
 } from "../../src/toolcall/ToolCallMachine.ts"
 
-const states: ReadonlyArray<ToolCallState> = ["proposed", "started", "inDoubt", "succeeded", "failed", "cancelled", "timedOut", "compensated"]
+const states: ReadonlyArray<ToolCallState> = [
+  "proposed",
+  "authorized",
+  "denied",
+  "awaitingApproval",
+  "approved",
+  "rejected",
+  "expired",
+  "started",
+  "inDoubt",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timedOut",
+  "compensated"
+]
 const keys = ["k", "other"]
 const attempts = [0, 1, 2, 3]
 
@@ -27,6 +42,15 @@ function events(): Array<ToolCallMachineEvent> {
     out.push({ _tag: "tool.call.cancelled", callId: "c", attempt, time: 0 } as ToolCallEvent)
     out.push({ _tag: "tool.call.timedOut", callId: "c", attempt, time: 0 } as ToolCallEvent)
   }
+  out.push({ _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], time: 0 })
+  out.push({ _tag: "tool.call.denied", callId: "c", reason: "denied", message: "no", time: 0 })
+  for (const time of [5, 10, 15]) {
+    out.push({ _tag: "tool.call.awaitingApproval", callId: "c", argsHash: "h", approvers: ["a"], deadline: time, time: 0 })
+    out.push({ _tag: "tool.call.rejected", callId: "c", by: "a", reason: "no", time })
+    out.push({ _tag: "tool.call.expired", callId: "c", deadline: 10, time })
+    out.push({ _tag: "tool.call.decisionIgnored", callId: "c", by: "a", decision: "approve", why: "late", time })
+    for (const argsHash of ["h", "x"]) out.push({ _tag: "tool.call.approved", callId: "c", by: "a", argsHash, time })
+  }
   return out
 }
 
@@ -35,7 +59,13 @@ function snapshots(): Array<CallSnapshot> {
   const out: Array<CallSnapshot> = []
   for (const value of states)
     for (const key of ["", ...keys])
-      for (const attempt of attempts) for (const retryable of [false, true]) out.push({ value, context: { key, attempt, retryable } })
+      for (const attempt of attempts)
+        for (const retryable of [false, true])
+          for (const [argsHash, deadline] of [
+            ["", 0],
+            ["h", 10]
+          ] as const)
+            out.push({ value, context: { key, attempt, retryable, argsHash, deadline } })
   return out
 }
 
@@ -62,12 +92,67 @@ describe("ToolCall machine", () => {
     assert.deepStrictEqual(initialCall, { value: machineInitial.value, context: machineInitial.context })
   })
 
+  it("has exactly one way into started: from authorized or approved (or a retry of a started attempt)", () => {
+    const into: Array<string> = []
+    for (const [name, node] of Object.entries(toolCallMachine.states)) {
+      for (const transitions of Object.values(node.on ?? {})) {
+        for (const t of transitions as ReadonlyArray<{ target?: ReadonlyArray<{ key: string }>; guard?: unknown }>) {
+          if (t.target?.some((target) => target.key === "started"))
+            into.push(`${name}:${typeof t.guard === "object" ? (t.guard as { type: string }).type : String(t.guard)}`)
+        }
+      }
+    }
+    into.sort()
+    assert.deepStrictEqual(into, ["approved:firstAttempt", "authorized:firstAttempt", "failed:retryableNextAttempt"])
+    // And no call is started from proposed, whatever the event.
+    for (const event of events()) assert.notStrictEqual(reduceCall(initialCall, event)?.value, "started")
+    // A failure from which a retry may start exists only after a started attempt: a rejection before the start is never retryable.
+    const rejected = reduceCall(initialCall, {
+      _tag: "tool.call.failed",
+      callId: "c",
+      attempt: 0,
+      reason: "invalidInput",
+      message: "",
+      retryable: true,
+      time: 0
+    })
+    assert.isUndefined(rejected && reduceCall(rejected, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 0 }))
+  })
+
+  it("an approval counts for the requested arguments before the deadline; after it the call expires", () => {
+    const authorized = reduceCall(initialCall, { _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], time: 0 })
+    const waiting =
+      authorized && reduceCall(authorized, { _tag: "tool.call.awaitingApproval", callId: "c", argsHash: "h", approvers: ["a"], deadline: 10, time: 0 })
+    assert.strictEqual(waiting?.value, "awaitingApproval")
+    const w = waiting as NonNullable<typeof waiting>
+    assert.isUndefined(reduceCall(w, { _tag: "tool.call.approved", callId: "c", by: "a", argsHash: "other", time: 5 }))
+    assert.isUndefined(reduceCall(w, { _tag: "tool.call.approved", callId: "c", by: "a", argsHash: "h", time: 10 }))
+    assert.isUndefined(reduceCall(w, { _tag: "tool.call.expired", callId: "c", deadline: 10, time: 9 }))
+    assert.strictEqual(reduceCall(w, { _tag: "tool.call.approved", callId: "c", by: "a", argsHash: "h", time: 9 })?.value, "approved")
+    const expired = reduceCall(w, { _tag: "tool.call.expired", callId: "c", deadline: 10, time: 10 })
+    assert.strictEqual(expired?.value, "expired")
+    // A decision after the end is recorded and changes nothing.
+    assert.deepStrictEqual(
+      reduceCall(expired as NonNullable<typeof expired>, {
+        _tag: "tool.call.decisionIgnored",
+        callId: "c",
+        by: "a",
+        decision: "approve",
+        why: "late",
+        time: 11
+      }),
+      expired
+    )
+    assert.isUndefined(reduceCall(expired as NonNullable<typeof expired>, { _tag: "tool.call.approved", callId: "c", by: "a", argsHash: "h", time: 11 }))
+  })
+
   it("has the lifecycle of the design", () => {
-    const started = reduceCall(initialCall, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 0 })
+    const authorized = reduceCall(initialCall, { _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], time: 0 })
+    const started = authorized && reduceCall(authorized, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 0 })
     assert.strictEqual(started?.value, "started")
     const failed = started && reduceCall(started, { _tag: "tool.call.failed", callId: "c", attempt: 1, reason: "error", message: "", retryable: true, time: 0 })
     const retried = failed && reduceCall(failed, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 2, time: 0 })
-    assert.deepStrictEqual(retried, { value: "started", context: { key: "k", attempt: 2, retryable: false } })
+    assert.deepStrictEqual(retried, { value: "started", context: { key: "k", attempt: 2, retryable: false, argsHash: "", deadline: 0 } })
     // A retry must keep the key (KeyStableInv) and may not follow a non-retryable failure.
     assert.isUndefined(failed && reduceCall(failed, { _tag: "tool.call.started", callId: "c", key: "new", attempt: 2, time: 0 }))
     const inDoubt = retried && reduceCall(retried, { _tag: "recover" })

@@ -17,6 +17,7 @@ import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
 import type { Call } from "../../src/toolcall/ToolCalls.ts"
+import { allowAll } from "../support/authority.ts"
 import { segmentFile, tempDir } from "../support/tmp.ts"
 
 /** The outside world: every request a tool sent, with its key (a request may or may not have an effect). */
@@ -197,7 +198,7 @@ describe("scenarios from the field", () => {
           const dir = yield* tempDir()
           const world = new World()
           const third = variant.make(world)
-          const tools = Executor.registry([tool(world, "search", "readOnly", []), tool(world, "fetch_rates", "idempotent", ["rateLimited"]), third])
+          const tools = Executor.registry([tool(world, "search", "readOnly", []), tool(world, "fetch_rates", "idempotent", ["rateLimited"]), third], allowAll)
           const calls = [
             { callId: "c1", tool: "search", input: { q: "q1" } },
             { callId: "c2", tool: "fetch_rates", input: { q: "q2" } },
@@ -300,7 +301,7 @@ describe("scenarios from the field", () => {
             return yield* Effect.never
           })
       })
-      const tools = Executor.registry([tool(world, "search", "readOnly", []), deploy])
+      const tools = Executor.registry([tool(world, "search", "readOnly", []), deploy], allowAll)
       yield* Effect.scoped(
         Effect.gen(function* () {
           const s = yield* Session.openFile(dir, { owner: "first" })
@@ -320,11 +321,11 @@ describe("scenarios from the field", () => {
           const records = callRecords((yield* onDisk(dir)).records)
           assert.deepStrictEqual(
             records.filter((r) => r.startsWith("c2")),
-            ["c2 started 1", "c2 cancelled 1"]
+            ["c2 authorized", "c2 started 1", "c2 cancelled 1"]
           )
           assert.deepStrictEqual(
             records.filter((r) => r.startsWith("c1")),
-            ["c1 started 1", "c1 succeeded 1"]
+            ["c1 authorized", "c1 started 1", "c1 succeeded 1"]
           )
           assert.deepStrictEqual(s.calls().get("c2")?.outcome, { kind: "cancelled" })
           // The session goes on in the same process: the model sees both outcomes, and can take another turn.
@@ -372,7 +373,7 @@ describe("scenarios from the field", () => {
           const theTool = tool(world, `${variant.semantics}_tool`, variant.semantics, [], {
             reconcile: ({ q }, ctx) => Effect.sync(() => reconcile(q, ctx.idempotencyKey))
           })
-          const tools = Executor.registry([theTool])
+          const tools = Executor.registry([theTool], allowAll)
 
           // The first process runs the call to its end; the kill lands while the outcome's frame is being written.
           const left = yield* tempDir("keel-killed-")
@@ -403,7 +404,7 @@ describe("scenarios from the field", () => {
           // A reader sees the torn tail and the call still started.
           const seen = yield* onDisk(copy)
           assert.strictEqual(seen.torn?.offset, last)
-          assert.deepStrictEqual(callRecords(seen.records), ["c1 started 1"])
+          assert.deepStrictEqual(callRecords(seen.records), ["c1 authorized", "c1 started 1"])
 
           // The next writer cuts it, finds the call in doubt, and recovery resolves it.
           const s = yield* Session.openFile(copy, { owner: "second" })
@@ -472,7 +473,7 @@ describe("scenarios from the field", () => {
       Effect.gen(function* () {
         const dir = yield* tempDir()
         const api = new PaymentsApi()
-        const tools = Executor.registry([pay(api, "drop")])
+        const tools = Executor.registry([pay(api, "drop")], allowAll)
         const s = yield* Session.openFile(dir, { owner: "me" })
         yield* s.propose("assistant", { text: "pay" }, [{ callId: "c1", tool: "pay", input: { cents: 1250 } }])
         const fiber = yield* Effect.forkChild(Executor.runCalls(s, tools, ["c1"]))
@@ -483,7 +484,7 @@ describe("scenarios from the field", () => {
         assert.deepStrictEqual(api.requests, [key, key])
         assert.deepStrictEqual(api.charges, [key])
         const { records } = yield* onDisk(dir)
-        assert.deepStrictEqual(callRecords(records), ["c1 started 1", "c1 failed 1", "c1 started 2", "c1 succeeded 2"])
+        assert.deepStrictEqual(callRecords(records), ["c1 authorized", "c1 started 1", "c1 failed 1", "c1 started 2", "c1 succeeded 2"])
         const keys = records.flatMap((r) => (r.event._tag === "tool.call.started" ? [r.event.key] : []))
         assert.deepStrictEqual(keys, [key, key])
         assertOneOutcomePerAttempt(records)
@@ -499,7 +500,7 @@ describe("scenarios from the field", () => {
           Effect.gen(function* () {
             const s = yield* Session.openFile(dir, { owner: "first" })
             yield* s.propose("assistant", { text: "pay" }, [{ callId: "c1", tool: "pay", input: { cents: 1250 } }])
-            const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([pay(api, "hang")]), ["c1"]))
+            const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry([pay(api, "hang")], allowAll), ["c1"]))
             yield* waitFor(
               "the charge",
               Effect.sync(() => api.charges.length === 1)
@@ -511,7 +512,7 @@ describe("scenarios from the field", () => {
         )
         const s = yield* Session.openFile(copy, { owner: "second" })
         const key = Tool.idempotencyKey(s.id, "c1")
-        const recovering = yield* Effect.forkChild(Recovery.recover(s, Executor.registry([pay(api, "hang")])))
+        const recovering = yield* Effect.forkChild(Recovery.recover(s, Executor.registry([pay(api, "hang")], allowAll)))
         yield* TestClock.adjust("5 seconds")
         yield* Fiber.join(recovering)
         assert.deepStrictEqual(s.calls().get("c1")?.outcome, { kind: "succeeded", output: { chargeId: "ch_1" }, reconciled: false })

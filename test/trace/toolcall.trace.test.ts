@@ -15,6 +15,7 @@ import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Saga from "../../src/toolcall/Saga.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
 import * as Trace from "../../src/trace/Trace.ts"
+import { allowAll } from "../support/authority.ts"
 import { tempDir } from "../support/tmp.ts"
 import { type CallKind, type CheckResult, callIdsOf, checkToolCallTrace, constantsFor, explain } from "./checker.ts"
 
@@ -196,7 +197,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
       Effect.gen(function* () {
         const s = yield* Session.openMemory()
         const { ids } = yield* propose(s, [{ callId: "a", tool: "double", input: { n: 21 } }])
-        const [done] = yield* Executor.runCalls(s, Executor.registry([tool]), ids)
+        const [done] = yield* Executor.runCalls(s, Executor.registry([tool], allowAll), ids)
         assert.strictEqual(done?.state, "succeeded")
       })
     ).pipe(
@@ -227,7 +228,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
             s,
             Object.entries(toolOf).map(([callId, tool]) => ({ callId, tool, input: { n: 1 } }))
           )
-          const done = yield* Executor.runCalls(s, Executor.registry(tools), ids)
+          const done = yield* Executor.runCalls(s, Executor.registry(tools, allowAll), ids)
           assert.deepStrictEqual(
             done.map((c) => c.state),
             ["succeeded", "succeeded", "failed", "failed"]
@@ -252,7 +253,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
           { callId: "f", tool: "flaky", input: { n: 1 } },
           { callId: "d", tool: "down", input: { n: 1 } }
         ])
-        const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools), ids, { concurrency: 1 }))
+        const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools, allowAll), ids, { concurrency: 1 }))
         yield* TestClock.adjust("1 second")
         const done = yield* Fiber.join(fiber)
         assert.deepStrictEqual(
@@ -290,7 +291,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
       Effect.gen(function* () {
         const s = yield* Session.openMemory()
         const { ids } = yield* propose(s, [{ callId: "t", tool: "slow", input: { n: 1 } }])
-        const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools), ids))
+        const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools, allowAll), ids))
         yield* TestClock.adjust("2 seconds")
         assert.strictEqual((yield* Fiber.join(fiber))[0]?.state, "timedOut")
       })
@@ -310,7 +311,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
       Effect.gen(function* () {
         const s = yield* Session.openMemory()
         const { ids } = yield* propose(s, [{ callId: "x", tool: "slow", input: { n: 1 } }])
-        const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools), ids))
+        const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools, allowAll), ids))
         yield* TestClock.adjust("10 millis")
         yield* Fiber.interrupt(fiber)
         assert.strictEqual(s.calls().get("x")?.state, "cancelled")
@@ -334,7 +335,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
           { callId: "bad", tool: "double", input: { n: "twelve" } },
           { callId: "nope", tool: "rm_rf", input: {} }
         ])
-        const done = yield* Executor.runCalls(s, Executor.registry(tools), ids)
+        const done = yield* Executor.runCalls(s, Executor.registry(tools, allowAll), ids)
         assert.deepStrictEqual(
           done.map((c) => (c.outcome?.kind === "failed" ? c.outcome.reason : "")),
           ["invalidInput", "unknownTool"]
@@ -362,7 +363,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
           Object.entries(toolOf).map(([callId, tool]) => ({ callId, tool, input: { n: 1 } })),
           true
         )
-        assert.isFalse(yield* Saga.runAtomic(s, Executor.registry(tools), entryId))
+        assert.isFalse(yield* Saga.runAtomic(s, Executor.registry(tools, allowAll), entryId))
       })
     ).pipe(
       afterwards(() => {
@@ -407,7 +408,10 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
               Object.entries(toolOf).map(([callId, tool]) => ({ callId, tool, input: { n: 1 } }))
             )
             const started = (callId: string, attempt: number) =>
-              s.recordCall((time) => ({ _tag: "tool.call.started", callId, key: Tool.idempotencyKey(s.id, callId), attempt, time }))
+              s.recordCall((time) => [
+                ...(attempt === 1 ? [{ _tag: "tool.call.authorized" as const, callId, capability: "test-capability", blocks: ["test-capability"], time }] : []),
+                { _tag: "tool.call.started", callId, key: Tool.idempotencyKey(s.id, callId), attempt, time }
+              ])
             const failed = (callId: string, attempt: number) =>
               s.recordCall((time) => ({ _tag: "tool.call.failed", callId, attempt, reason: "error", message: "busy", retryable: true, time }))
             /** The effect happened in the world: what the tool would have traced as Execute. */
@@ -429,7 +433,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
           steps,
           Effect.gen(function* () {
             const second = yield* openProcess(dir, "second")
-            yield* Recovery.recover(second.session, Executor.registry(tools))
+            yield* Recovery.recover(second.session, Executor.registry(tools, allowAll))
             const summary = second.session
               .calls()
               .all()
@@ -464,7 +468,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
         const entered = [yield* Deferred.make<void>(), yield* Deferred.make<void>()] as const
         const idem = blocking(ledger, "idem", "idempotent", entered[0], true)
         const pay = blocking(ledger, "pay", "unsafe", entered[1], true, true)
-        const tools = Executor.registry([idem, pay])
+        const tools = Executor.registry([idem, pay], allowAll)
         yield* withTrace(
           steps,
           Effect.gen(function* () {
@@ -511,7 +515,7 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
             { callId: "f", tool: "flaky", input: { n: 1 } },
             { callId: "b", tool: "book", input: { n: 1 } }
           ])
-          const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools), ids))
+          const fiber = yield* Effect.forkChild(Executor.runCalls(s, Executor.registry(tools, allowAll), ids))
           yield* joinAdvancing(fiber)
         }).pipe(Effect.scoped, Effect.provide(Trace.layerNdjson(file)))
         const steps = Trace.readNdjson(file)
@@ -662,7 +666,7 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
           const dir = yield* tempDir()
           const entered = yield* Deferred.make<void>()
           const pay = blocking(ledger, "pay", "unsafe", entered, false, true)
-          const tools = Executor.registry([pay])
+          const tools = Executor.registry([pay], allowAll)
           yield* withTrace(
             steps,
             Effect.gen(function* () {
@@ -679,9 +683,22 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
           )
           assert.deepStrictEqual(actions(steps).slice(1), ["Propose(p)", "Start(p,1)", "Execute(p,1)", "Recover[p]", "Reconcile(p,1,false)"])
           // The model's Execute is the effect (executed[key] + 1), so its Reconcile must find it ran.
-          expectRefused(check(steps, [pay], { p: "pay" }), 5, /Reconcile\(p = c1\) journaled failed, but the model's world says succeeded/)
+          expectRefused(
+            check(steps, [pay], { p: "pay" }),
+            steps.findLastIndex((s) => s.action === "Reconcile"),
+            /Reconcile\(p = c1\) journaled failed, but the model's world says succeeded/
+          )
           // Without the Execute step (the effect never happened) the same trace is accepted.
-          expectAccepted(check(steps.toSpliced(3, 1), [pay], { p: "pay" }))
+          expectAccepted(
+            check(
+              steps.toSpliced(
+                steps.findIndex((s) => s.action === "Execute"),
+                1
+              ),
+              [pay],
+              { p: "pay" }
+            )
+          )
         })
       )
     }
@@ -711,7 +728,10 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
             )
             for (const { callId, effect } of calls) {
               const key = Tool.idempotencyKey(s.id, callId)
-              yield* s.recordCall((time) => ({ _tag: "tool.call.started", callId, key, attempt: 1, time }))
+              yield* s.recordCall((time) => [
+                { _tag: "tool.call.authorized", callId: callId, capability: "test-capability", blocks: ["test-capability"], time },
+                { _tag: "tool.call.started", callId, key, attempt: 1, time }
+              ])
               if (effect) {
                 ledger.runs.push({ key, attempt: 1 })
                 steps.push({ spec: "ToolCall", action: "Execute", args: { call: callId, attempt: 1 } })
@@ -719,7 +739,7 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
             }
             yield* first.crash
             const second = yield* openProcess(dir, "second")
-            yield* Recovery.recover(second.session, Executor.registry(tools))
+            yield* Recovery.recover(second.session, Executor.registry(tools, allowAll))
             const outcomes = second.session
               .calls()
               .all()
@@ -788,13 +808,10 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
           Effect.gen(function* () {
             const first = yield* openProcess(dir, "first")
             yield* propose(first.session, [{ callId: "u", tool: "uns", input: { n: 1 } }])
-            yield* first.session.recordCall((time) => ({
-              _tag: "tool.call.started",
-              callId: "u",
-              key: Tool.idempotencyKey(first.session.id, "u"),
-              attempt: 1,
-              time
-            }))
+            yield* first.session.recordCall((time) => [
+              { _tag: "tool.call.authorized", callId: "u", capability: "test-capability", blocks: ["test-capability"], time },
+              { _tag: "tool.call.started", callId: "u", key: Tool.idempotencyKey(first.session.id, "u"), attempt: 1, time }
+            ])
             yield* first.crash
             // A fiber of the dead process finishes its attempt: the store refuses the write, the trace has it.
             const late = yield* Effect.exit(first.session.recordCall((time) => ({ _tag: "tool.call.cancelled", callId: "u", attempt: 1, time })))
@@ -805,7 +822,11 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
           })
         )
         assert.deepStrictEqual(actions(steps).slice(1), ["Propose(u)", "Start(u,1)", "Cancel(u,1)", "Recover[u]"])
-        expectRefused(check(steps, [scripted(new Ledger(), "uns", "unsafe")], { u: "uns" }), 4, /finds \[c1\] in doubt, the model \[\]/)
+        expectRefused(
+          check(steps, [scripted(new Ledger(), "uns", "unsafe")], { u: "uns" }),
+          steps.findLastIndex((s) => s.action === "Recover"),
+          /finds \[c1\] in doubt, the model \[\]/
+        )
       })
     )
   })
