@@ -21,7 +21,7 @@ describe("portable suite", () => {
       const run = spawnSync(command, args, { cwd: root, encoding: "utf8", timeout: 90_000, env: { ...process.env, NO_COLOR: "1" } })
       const output = `${run.stdout}\n${run.stderr}`
       expect(run.error, output).toBeUndefined()
-      expect(output).toMatch(/: 4 passed, 0 failed/)
+      expect(output).toMatch(/: 5 passed, 0 failed/)
       expect(run.status, output).toBe(0)
     })
   }
