@@ -3,44 +3,47 @@
  * write_file, list_dir, search and run_command.
  *
  * When to use: `workspaceTools(root)` is the tool list for `Agent.make`;
- * `resolveInside(root, path)` is the path check every file tool goes through
- * (exported for its unit test).
+ * `commandSandbox(options)` says whether run_command's programs will run in
+ * an OS sandbox here (for a start-up line).
  *
  * Details:
+ * - The tools never touch `node:fs` or `child_process`: the file tools go
+ *   through a `ScopedFs` handle on the workspace (every path relative to its
+ *   root; `..`, absolute paths elsewhere, symbolic and hard links out, and a
+ *   link swapped in between check and use are refused — see
+ *   src/authority/ScopedFs.ts), run_command through a `CommandRunner`.
  * - Semantics decide retries and crash recovery (design §3): read_file,
  *   list_dir and search are readOnly and write_file is idempotent (the same
  *   input leaves the same file and gives the same result), so they get 3
  *   attempts: a call in doubt after `kill -9` is run again with the same key.
  *   run_command is unsafe: never retried, never re-run after a crash (closed
  *   "outcome unknown"), and by default it needs a person's yes.
- * - Every path is resolved against the workspace root; `..`, absolute paths
- *   elsewhere and symlinks whose target is outside are refused with a
- *   ToolFailure naming the path. Symlinks are resolved with realpath, also
- *   for a file that does not exist yet (its deepest existing ancestor).
- * - run_command spawns the program without a shell (arguments are never
- *   parsed), in its own process group with cwd = the root and a small
- *   environment (PATH, HOME, LANG, plus KEEL_CALL_ID and KEEL_IDEMPOTENCY_KEY
- *   so that a script can deduplicate by key). Cancelling or timing out kills
- *   the whole group. Output is bounded (head and tail kept); the optional
- *   `onOutput` hook shows it live.
+ * - run_command runs only allowed programs (`programs`, looked up on PATH
+ *   when the tools are made; "node" is always the Node running the agent),
+ *   without a shell (arguments are never parsed), in the workspace with a
+ *   small environment (PATH, HOME, LANG, TMPDIR, plus KEEL_CALL_ID and
+ *   KEEL_IDEMPOTENCY_KEY so that a script can deduplicate by key). With
+ *   `sandbox: "auto"` (the default) it runs under bubblewrap where bwrap
+ *   works — the file system read-only except the workspace, no network —
+ *   and unsandboxed elsewhere. Cancelling or timing out kills the whole
+ *   process group. Output is bounded (head and tail kept); `onOutput` shows
+ *   it live.
  * - Every result is bounded: bytes read, entries listed, files searched,
  *   matches returned, output kept.
  *
- * Gotchas: the check happens before the operation, so a symlink swapped in
- * between check and use could still escape (capabilities in a later issue
- * replace this). run_command's program and arguments are not checked at
- * all: a program can touch anything the user can, which is why it is unsafe
- * and asks first. A regex in `search` runs on the main thread: a
- * catastrophic pattern blocks until the line is done (lines are cut at 4 KiB).
+ * Gotchas: unsandboxed, an allowed program can touch anything the user can
+ * (node runs any script), which is why run_command is unsafe and asks
+ * first. A regex in `search` runs on the main thread: a catastrophic
+ * pattern blocks until the line is done (lines are cut at 4 KiB). Hard
+ * links are refused, so a workspace installed by pnpm cannot be read in its
+ * node_modules (search skips node_modules anyway).
  *
  * @example
  *   const agent = yield* Agent.make(session, { model, tools: workspaceTools("/tmp/project") })
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process"
-import * as fs from "node:fs/promises"
-import * as path from "node:path"
-import type { Readable } from "node:stream"
 import { Effect, Schema } from "effect"
+import * as CommandRunner from "../../src/authority/CommandRunner.ts"
+import * as ScopedFs from "../../src/authority/ScopedFs.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
 
 /** Bounds of every tool (a limit on everything, design §8.6). */
@@ -63,85 +66,41 @@ export const ToolLimits = {
   commandKillGraceMs: 2000
 } as const
 
+/** The programs run_command may run unless told otherwise (the ones not installed are simply not allowed). */
+export const defaultPrograms: ReadonlyArray<string> = ["node", "npm", "npx", "git", "ls", "cat", "head", "tail", "wc", "grep", "diff", "python3"]
+
 export interface WorkspaceToolsOptions {
   /** Called with run_command's output as it arrives (for a live view); must not throw. */
   readonly onOutput?: (callId: string, stream: "stdout" | "stderr", text: string) => void
   /** run_command's time budget (default 5 minutes). */
   readonly commandTimeoutMs?: number
+  /** Program names run_command may run (default `defaultPrograms`). */
+  readonly programs?: ReadonlyArray<string>
+  /** "auto" (default): bubblewrap where it works, else unsandboxed; "bwrap": required; "none". */
+  readonly sandbox?: CommandRunner.SandboxMode
+  /** Sandboxed commands get the network only if true (default false). */
+  readonly network?: boolean
 }
 
 const refused = (message: string) => new Tool.ToolFailure({ message, retryable: false })
 
-/** Transient OS errors are worth another attempt; everything else is the model's to fix. */
-const transient = new Set(["EMFILE", "ENFILE", "EAGAIN", "EBUSY", "EINTR"])
-
-function failureOf(what: string, e: unknown): Tool.ToolFailure {
-  if (e instanceof Tool.ToolFailure) return e
-  const code = (e as NodeJS.ErrnoException | undefined)?.code
-  const reason =
-    code === "ENOENT"
-      ? "no such file or folder"
-      : code === "EISDIR"
-        ? "is a folder"
-        : code === "ENOTDIR"
-          ? "a part of the path is not a folder"
-          : code === "EACCES" || code === "EPERM"
-            ? "permission denied"
-            : e instanceof Error
-              ? e.message
-              : String(e)
-  return new Tool.ToolFailure({ message: `${what}: ${reason}`, retryable: code !== undefined && transient.has(code) })
-}
-
-const attempt = <A>(what: string, run: () => Promise<A>): Effect.Effect<A, Tool.ToolFailure> =>
-  Effect.tryPromise({ try: run, catch: (e) => failureOf(what, e) })
-
-const isWithin = (base: string, target: string): boolean => {
-  const rel = path.relative(base, target)
-  return rel === "" || (!rel.startsWith(`..${path.sep}`) && rel !== ".." && !path.isAbsolute(rel))
-}
-
-/**
- * The real path of `requested` inside the workspace `root`, or a ToolFailure
- * saying why not. `requested` may be relative (to the root) or absolute
- * (inside the root); it need not exist (write_file creates it), but whatever
- * part of it exists is resolved through its symlinks and must stay inside.
- */
-export async function resolveInside(root: string, requested: string): Promise<string> {
-  if (requested.length === 0) throw refused('the path is empty (use "." for the workspace root)')
-  if (requested.includes("\0")) throw refused("the path contains a NUL character")
-  let base: string
-  try {
-    base = await fs.realpath(root)
-  } catch (e) {
-    throw failureOf(`the workspace root ${root}`, e)
+/** A handle's or a runner's typed error as the model sees it; only a transient OS error is worth another attempt. */
+const failureOf =
+  (what: string) =>
+  (e: ScopedFs.ScopedFsError | CommandRunner.CommandError): Tool.ToolFailure => {
+    const hint = e._tag === "WrongKind" && e.why === "is a folder" && what.startsWith("read_file") ? ": use list_dir" : ""
+    const retryable = (e._tag === "FsFailure" || e._tag === "CommandFailedToStart") && e.retryable
+    // A command cut short still said something worth seeing (already bounded by the runner).
+    const output = e._tag === "CommandTimedOut" || e._tag === "CommandAborted" ? outputOf(e) : ""
+    return new Tool.ToolFailure({ message: `${what}: ${e.message}${hint}${output}`, retryable })
   }
-  // An absolute path through the root's own symlinks (e.g. /tmp → /private/tmp) names the same place.
-  const lexicalRoot = path.resolve(root)
-  const relative = path.isAbsolute(requested) && isWithin(lexicalRoot, path.resolve(requested)) ? path.relative(lexicalRoot, requested) : requested
-  const target = path.resolve(base, relative)
-  if (!isWithin(base, target)) throw refused(`${JSON.stringify(requested)} is outside the workspace (paths are relative to its root)`)
-  // Resolve the deepest part that exists; the rest does not exist yet, so it cannot be a symlink.
-  const missing: Array<string> = []
-  let existing = target
-  for (;;) {
-    try {
-      const real = await fs.realpath(existing)
-      if (!isWithin(base, real)) throw refused(`${JSON.stringify(requested)} leads outside the workspace through a symbolic link`)
-      return path.join(real, ...missing)
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT" || existing === base) throw failureOf(JSON.stringify(requested), e)
-      missing.unshift(path.basename(existing))
-      existing = path.dirname(existing)
-    }
-  }
-}
 
-/** The path as the model should see it: relative to the root, "/"-separated. */
-async function shown(root: string, real: string): Promise<string> {
-  const rel = path.relative(await fs.realpath(root), real)
-  return rel === "" ? "." : rel.split(path.sep).join("/")
-}
+const outputOf = (e: { readonly stdout: string; readonly stderr: string }): string =>
+  (e.stdout === "" ? "" : `\nstdout:\n${e.stdout}`) + (e.stderr === "" ? "" : `\nstderr:\n${e.stderr}`)
+
+/** The workspace handle, made per call: the folder may be created after the tools are. */
+const workspace = (root: string, what: string): Effect.Effect<ScopedFs.ScopedFs, Tool.ToolFailure> =>
+  ScopedFs.make(root, { scope: "workspace" }).pipe(Effect.mapError(failureOf(`${what}: the workspace root`)))
 
 const PathInput = Schema.String.annotate({ description: "A path inside the workspace, relative to its root" })
 const bounded = (min: number, max: number) => Schema.Int.check(Schema.isGreaterThanOrEqualTo(min), Schema.isLessThanOrEqualTo(max))
@@ -161,21 +120,12 @@ const readFile = (root: string) =>
     timeoutMs: 10_000,
     retry: { attemptsMax: 3 },
     run: ({ path: requested, maxBytes }) =>
-      attempt(`read_file ${JSON.stringify(requested)}`, async () => {
-        const file = await resolveInside(root, requested)
-        const stat = await fs.stat(file)
-        if (stat.isDirectory()) throw refused(`${JSON.stringify(requested)} is a folder: use list_dir`)
-        const limit = maxBytes ?? ToolLimits.readBytesDefault
-        const handle = await fs.open(file, "r")
-        try {
-          const buffer = Buffer.alloc(Math.min(limit, stat.size))
-          const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
-          const bytes = buffer.subarray(0, bytesRead)
-          if (bytes.includes(0)) throw refused(`${JSON.stringify(requested)} is a binary file (${stat.size} bytes)`)
-          return { path: await shown(root, file), content: bytes.toString("utf8"), bytes: stat.size, truncated: stat.size > bytesRead }
-        } finally {
-          await handle.close()
-        }
+      Effect.gen(function* () {
+        const what = `read_file ${JSON.stringify(requested)}`
+        const ws = yield* workspace(root, what)
+        const read = yield* ws.readFile(requested, { maxBytes: maxBytes ?? ToolLimits.readBytesDefault }).pipe(Effect.mapError(failureOf(what)))
+        if (read.bytes.includes(0)) return yield* Effect.fail(refused(`${JSON.stringify(requested)} is a binary file (${read.size} bytes)`))
+        return { path: read.path, content: Buffer.from(read.bytes).toString("utf8"), bytes: read.size, truncated: read.truncated }
       })
   })
 
@@ -191,23 +141,12 @@ const writeFile = (root: string) =>
     semantics: "idempotent",
     timeoutMs: 10_000,
     retry: { attemptsMax: 3 },
-    run: ({ path: requested, content }, ctx) =>
-      attempt(`write_file ${JSON.stringify(requested)}`, async () => {
-        const file = await resolveInside(root, requested)
-        if (file === (await fs.realpath(root))) throw refused("cannot write the workspace root itself")
-        const existing = await fs.stat(file).catch(() => undefined)
-        if (existing?.isDirectory()) throw refused(`${JSON.stringify(requested)} is a folder`)
-        await fs.mkdir(path.dirname(file), { recursive: true })
-        // Write then rename: a crash leaves the old file or the new one, never half of it.
-        const temporary = `${file}.keel-${process.pid}-${ctx.attempt}.tmp`
-        try {
-          await fs.writeFile(temporary, content, { encoding: "utf8", signal: ctx.signal })
-          await fs.rename(temporary, file)
-        } catch (e) {
-          await fs.rm(temporary, { force: true })
-          throw e
-        }
-        return { path: await shown(root, file), bytes: Buffer.byteLength(content) }
+    run: ({ path: requested, content }) =>
+      Effect.gen(function* () {
+        const what = `write_file ${JSON.stringify(requested)}`
+        const ws = yield* workspace(root, what)
+        // Atomic (temp + rename in the same folder): a crash leaves the old file or the new one, never half of it.
+        return yield* ws.writeFile(requested, content, { createParents: true }).pipe(Effect.mapError(failureOf(what)))
       })
   })
 
@@ -230,25 +169,17 @@ const listDir = (root: string) =>
     timeoutMs: 10_000,
     retry: { attemptsMax: 3 },
     run: ({ path: requested }) =>
-      attempt(`list_dir ${JSON.stringify(requested ?? ".")}`, async () => {
-        const dir = await resolveInside(root, requested ?? ".")
-        const names = (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-        const kept = names.slice(0, ToolLimits.listEntriesMax)
-        const entries = await Promise.all(
-          kept.map(async (d) => {
-            const kind = d.isSymbolicLink() ? "symlink" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other"
-            const bytes = kind === "file" ? (await fs.stat(path.join(dir, d.name)).catch(() => ({ size: 0 }))).size : 0
-            return { name: d.name, kind, bytes } as const
-          })
-        )
-        return { path: await shown(root, dir), entries, truncated: names.length > kept.length }
+      Effect.gen(function* () {
+        const what = `list_dir ${JSON.stringify(requested ?? ".")}`
+        const ws = yield* workspace(root, what)
+        return yield* ws.list(requested ?? ".", { entriesMax: ToolLimits.listEntriesMax }).pipe(Effect.mapError(failureOf(what)))
       })
   })
 
 // ------------------------------------------------------------------------------------------------
 // search
 
-const skippedFolders = new Set([".git", "node_modules"])
+const skippedFolders: ReadonlySet<string> = new Set([".git", "node_modules"])
 
 const search = (root: string) =>
   Tool.make({
@@ -272,98 +203,59 @@ const search = (root: string) =>
     timeoutMs: 30_000,
     retry: { attemptsMax: 3 },
     run: (input, ctx) =>
-      attempt(`search ${JSON.stringify(input.pattern)}`, async () => {
-        const matches = makeMatcher(input.pattern, input.regex ?? false, input.ignoreCase ?? false)
-        const start = await resolveInside(root, input.path ?? ".")
-        const base = await fs.realpath(root)
+      Effect.gen(function* () {
+        const what = `search ${JSON.stringify(input.pattern)}`
+        const matches = yield* makeMatcher(input.pattern, input.regex ?? false, input.ignoreCase ?? false)
+        const ws = yield* workspace(root, what)
+        // Breadth-first, bounded by entries; never follows a symlink (the handle's walk).
+        const walked = yield* ws
+          .walk(input.path ?? ".", { entriesMax: ToolLimits.searchEntriesMax, skip: skippedFolders })
+          .pipe(Effect.mapError(failureOf(what)))
         const resultsMax = input.maxResults ?? ToolLimits.searchResultsDefault
         const found: Array<{ path: string; line: number; text: string }> = []
         let filesSearched = 0
-        let entriesSeen = 0
-        let truncated = false
-        // Breadth-first, bounded by files and results; never follows a symlink.
-        const queue: Array<string> = [start]
-        while (queue.length > 0 && !truncated) {
-          if (ctx.signal.aborted) throw refused("search cancelled")
-          const current = queue.shift() as string
-          if (++entriesSeen > ToolLimits.searchEntriesMax) {
-            truncated = true
-            break
-          }
-          const stat = await fs.lstat(current)
-          if (stat.isDirectory()) {
-            const names = (await fs.readdir(current)).sort()
-            for (const name of names) if (!skippedFolders.has(name)) queue.push(path.join(current, name))
-            continue
-          }
-          if (!stat.isFile() || stat.size > ToolLimits.searchFileBytesMax) continue
+        let truncated = walked.truncated
+        for (const file of walked.files) {
+          if (ctx.signal.aborted) return yield* Effect.fail(refused("search cancelled"))
+          if (file.bytes > ToolLimits.searchFileBytesMax) continue
           if (filesSearched >= ToolLimits.searchFilesMax) {
             truncated = true
             break
           }
           filesSearched++
-          const bytes = await fs.readFile(current)
-          if (bytes.includes(0)) continue
-          const lines = bytes.toString("utf8").split("\n")
+          // A file that vanished, or that the handle refuses (a hard link), is skipped like a binary one.
+          const read = yield* Effect.option(ws.readFile(file.path, { maxBytes: ToolLimits.searchFileBytesMax }))
+          if (read._tag === "None" || read.value.bytes.includes(0)) continue
+          const lines = Buffer.from(read.value.bytes).toString("utf8").split("\n")
           for (const [i, line] of lines.entries()) {
             if (!matches(line.slice(0, ToolLimits.searchLineCharsMax))) continue
             if (found.length >= resultsMax) {
               truncated = true
               break
             }
-            const rel = path.relative(base, current).split(path.sep).join("/")
-            found.push({ path: rel, line: i + 1, text: line.trim().slice(0, ToolLimits.matchTextCharsMax) })
+            found.push({ path: file.path, line: i + 1, text: line.trim().slice(0, ToolLimits.matchTextCharsMax) })
           }
         }
         return { matches: found, filesSearched, truncated }
       })
   })
 
-function makeMatcher(pattern: string, regex: boolean, ignoreCase: boolean): (line: string) => boolean {
+function makeMatcher(pattern: string, regex: boolean, ignoreCase: boolean): Effect.Effect<(line: string) => boolean, Tool.ToolFailure> {
   if (!regex) {
     const needle = ignoreCase ? pattern.toLowerCase() : pattern
-    return ignoreCase ? (line) => line.toLowerCase().includes(needle) : (line) => line.includes(needle)
+    return Effect.succeed(ignoreCase ? (line) => line.toLowerCase().includes(needle) : (line) => line.includes(needle))
   }
-  let compiled: RegExp
-  try {
-    compiled = new RegExp(pattern, ignoreCase ? "i" : "")
-  } catch (e) {
-    throw refused(`invalid regular expression: ${e instanceof Error ? e.message : String(e)}`)
-  }
-  return (line) => compiled.test(line)
+  return Effect.try({
+    try: () => {
+      const compiled = new RegExp(pattern, ignoreCase ? "i" : "")
+      return (line: string) => compiled.test(line)
+    },
+    catch: (e) => refused(`invalid regular expression: ${e instanceof Error ? e.message : String(e)}`)
+  })
 }
 
 // ------------------------------------------------------------------------------------------------
 // run_command
-
-/** Keeps the first and the last half of a stream's bytes, and how many were dropped between. */
-class BoundedOutput {
-  private head = ""
-  private tail = ""
-  private dropped = 0
-  private readonly half = ToolLimits.commandOutputBytesMax / 2
-
-  add(text: string): void {
-    if (this.head.length < this.half) {
-      const room = this.half - this.head.length
-      this.head += text.slice(0, room)
-      text = text.slice(room)
-    }
-    this.tail += text
-    if (this.tail.length > this.half) {
-      this.dropped += this.tail.length - this.half
-      this.tail = this.tail.slice(this.tail.length - this.half)
-    }
-  }
-
-  get truncated(): boolean {
-    return this.dropped > 0
-  }
-
-  toString(): string {
-    return this.dropped > 0 ? `${this.head}\n…[${this.dropped} characters omitted]…\n${this.tail}` : this.head + this.tail
-  }
-}
 
 const RunCommandOutput = Schema.Struct({
   exitCode: Schema.NullOr(Schema.Number),
@@ -372,93 +264,60 @@ const RunCommandOutput = Schema.Struct({
   stderr: Schema.String,
   truncated: Schema.Boolean
 })
-type RunCommandOutput = typeof RunCommandOutput.Type
 
-/** The environment a command gets: enough to find programs, nothing else of ours. */
-function commandEnv(ctx: Tool.ToolContext): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { KEEL_CALL_ID: ctx.callId, KEEL_IDEMPOTENCY_KEY: ctx.idempotencyKey }
-  for (const name of ["PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT"]) if (process.env[name] !== undefined) env[name] = process.env[name]
-  return env
+/** The variables a command gets from ours: enough to find programs, nothing else. */
+const inheritedVariables = ["PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT"]
+
+/** The allow-list: the names found on PATH now, and "node" as the Node that runs the agent. */
+function allowList(programs: ReadonlyArray<string>): Record<string, string> {
+  const { allow } = CommandRunner.resolveOnPath(programs.filter((p) => p !== "node"))
+  return programs.includes("node") ? { ...allow, node: process.execPath } : allow
 }
 
-const runCommand = (root: string, options: WorkspaceToolsOptions) =>
-  Tool.make({
+/** Whether run_command's programs run sandboxed here ("auto" falls back to none, with the reason in `note`). */
+export const commandSandbox = (options: WorkspaceToolsOptions = {}): Effect.Effect<CommandRunner.SandboxStatus, CommandRunner.SandboxUnavailable> =>
+  CommandRunner.sandboxStatus(options.sandbox ?? "auto", { network: options.network ?? false })
+
+const runCommand = (root: string, options: WorkspaceToolsOptions) => {
+  const allow = allowList(options.programs ?? defaultPrograms)
+  const timeoutMs = options.commandTimeoutMs ?? 5 * 60 * 1000
+  const names = Object.keys(allow).sort()
+  return Tool.make({
     name: "run_command",
     description:
       "Runs a program with arguments in the workspace root, without a shell (no pipes, globs or redirections), and returns its exit code and output. " +
-      "Needs the user's approval; never retried.",
+      `Allowed programs: ${names.length === 0 ? "none" : names.join(", ")}. Needs the user's approval; never retried.`,
     input: Schema.Struct({
       program: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(4096)),
       args: Schema.optional(Schema.Array(Schema.String.check(Schema.isMaxLength(64 * 1024))).check(Schema.isMaxLength(ToolLimits.commandArgsMax)))
     }),
     output: RunCommandOutput,
     semantics: "unsafe",
-    timeoutMs: options.commandTimeoutMs ?? 5 * 60 * 1000,
+    timeoutMs,
     run: ({ program, args }, ctx) =>
-      Effect.flatMap(
-        attempt("run_command", () => fs.realpath(root)),
-        (cwd) =>
-          Effect.callback<RunCommandOutput, Tool.ToolFailure>((resume) => {
-            // detached: its own process group, so that a cancel kills what it started too, and a
-            // Ctrl-C meant for the agent is not delivered to it by the terminal.
-            let child: ChildProcessByStdio<null, Readable, Readable>
-            try {
-              child = spawn(program, [...(args ?? [])], { cwd, env: commandEnv(ctx), shell: false, detached: true, stdio: ["ignore", "pipe", "pipe"] })
-            } catch (e) {
-              // e.g. a NUL byte in an argument: refused before anything started.
-              resume(Effect.fail(failureOf(`run_command ${JSON.stringify(program)}`, e)))
-              return
-            }
-            const stdout = new BoundedOutput()
-            const stderr = new BoundedOutput()
-            let exited = false
-            const settle = (result: Effect.Effect<RunCommandOutput, Tool.ToolFailure>) => {
-              if (exited) return
-              exited = true
-              ctx.signal.removeEventListener("abort", stop)
-              resume(result)
-            }
-            const killGroup = (signal: NodeJS.Signals) => {
-              if (exited || child.pid === undefined) return
-              try {
-                process.kill(-child.pid, signal)
-              } catch {
-                // already gone
-              }
-            }
-            const stop = () => {
-              killGroup("SIGTERM")
-              setTimeout(() => killGroup("SIGKILL"), ToolLimits.commandKillGraceMs).unref()
-            }
-            ctx.signal.addEventListener("abort", stop, { once: true })
-            for (const [stream, sink, name] of [
-              [child.stdout, stdout, "stdout"],
-              [child.stderr, stderr, "stderr"]
-            ] as const) {
-              stream.setEncoding("utf8")
-              stream.on("data", (text: string) => {
-                sink.add(text)
-                options.onOutput?.(ctx.callId, name, text)
-              })
-            }
-            // "error" (it could not start) and "close" may both come: the first one settles.
-            child.on("error", (e) => settle(Effect.fail(failureOf(`run_command ${JSON.stringify(program)}`, e))))
-            child.on("close", (exitCode, signal) =>
-              settle(
-                Effect.succeed({
-                  exitCode,
-                  signal,
-                  stdout: stdout.toString(),
-                  stderr: stderr.toString(),
-                  truncated: stdout.truncated || stderr.truncated
-                })
-              )
-            )
-            // Interrupted (cancel, timeout): the effect is over for us; end the process group too.
-            return Effect.sync(stop)
+      Effect.gen(function* () {
+        const ws = yield* workspace(root, "run_command")
+        const runner = CommandRunner.make({
+          cwd: ws,
+          allow,
+          env: CommandRunner.inheritEnv(inheritedVariables),
+          timeoutMs,
+          outputBytesMax: ToolLimits.commandOutputBytesMax,
+          killGraceMs: ToolLimits.commandKillGraceMs,
+          sandbox: options.sandbox ?? "auto",
+          network: options.network ?? false
+        })
+        const result = yield* runner
+          .run(program, args ?? [], {
+            signal: ctx.signal,
+            env: { KEEL_CALL_ID: ctx.callId, KEEL_IDEMPOTENCY_KEY: ctx.idempotencyKey },
+            onOutput: (stream, text) => options.onOutput?.(ctx.callId, stream, text)
           })
-      )
+          .pipe(Effect.mapError(failureOf("run_command")))
+        return { exitCode: result.exitCode, signal: result.signal, stdout: result.stdout, stderr: result.stderr, truncated: result.truncated }
+      })
   })
+}
 
 /** The five workspace tools over `root`. */
 export function workspaceTools(root: string, options: WorkspaceToolsOptions = {}): ReadonlyArray<Tool.AnyTool> {

@@ -27,7 +27,8 @@ interface SpecModel {
 const models: Readonly<Record<string, () => Promise<SpecModel>>> = {
   Session: () => import("../../models/session.ts"),
   ToolCall: () => import("../../models/toolCall.ts"),
-  Agent: () => import("../../models/agent.ts")
+  Agent: () => import("../../models/agent.ts"),
+  Authority: () => import("../../models/authority.ts")
 }
 
 const specDir = fileURLToPath(new URL("../../spec/", import.meta.url))
