@@ -4,6 +4,13 @@
  */
 export * as Agent from "./agent/Agent.ts"
 export * as AgentMachine from "./agent/AgentMachine.ts"
+export * as Approvals from "./authority/Approvals.ts"
+export * as Authority from "./authority/Authority.ts"
+export * as AuthorityError from "./authority/AuthorityError.ts"
+export * as Capability from "./authority/Capability.ts"
+export * as Caveat from "./authority/Caveat.ts"
+export * as CommandRunner from "./authority/CommandRunner.ts"
+export * as ScopedFs from "./authority/ScopedFs.ts"
 export * as Event from "./Event.ts"
 export { InvariantViolation } from "./internal/assert.ts"
 export type { Durability } from "./journal/FileStore.ts"

@@ -48,7 +48,7 @@ import { seedWorkspace } from "./demoScript.ts"
 import { chooseModel, type ModelChoice } from "./models.ts"
 import { describeError, entrySummary, Renderer, shortInput } from "./render.ts"
 import { type Input, openTerminal, type Terminal } from "./terminal.ts"
-import { workspaceTools } from "./tools.ts"
+import { commandSandbox, workspaceTools } from "./tools.ts"
 
 const usage = `usage: node examples/branching-agent/cli.ts [--session <dir>] [--workspace <dir>] [--model scripted|anthropic|openai] [--yes]
 
@@ -201,6 +201,12 @@ const program = (options: Options, terminal: Terminal) =>
 
     say(`keel · ${fresh ? "new session" : "session"} ${options.session} · model ${chosen.model.name} · workspace ${workspace}`)
     if (chosen.notice !== undefined) say(`  ${chosen.notice}`)
+    const sandbox = yield* Effect.result(commandSandbox())
+    say(
+      sandbox._tag === "Success" && sandbox.success.kind === "bwrap"
+        ? "  commands run in a bubblewrap sandbox (read-only system, the workspace writable, no network); each needs your approval"
+        : `  commands run without an OS sandbox (${sandbox._tag === "Success" ? (sandbox.success.note ?? "none here") : sandbox.failure.message}); each needs your approval`
+    )
     if (fresh) {
       const hint = chosen.kind === "scripted" ? ' (try "fix the failing test")' : ""
       say(`  type a task${hint}, or /help${options.sessionGiven ? "" : `; come back to this session with --session ${options.session}`}`)

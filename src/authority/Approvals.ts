@@ -44,6 +44,9 @@ export class ApprovalIgnored extends Schema.TaggedError<ApprovalIgnored>()("Appr
 
 export type ApprovalError = ApprovalUnknownCall | ApprovalIgnored | WriteError | ToolCallRefused
 
+/** The principal of the runtime's own decisions (withdrawals); never an approver. */
+export const runtimePrincipal = "runtime"
+
 // The executors waiting for a decision, per session and call (in-process: the writer's).
 const waiters = new WeakMap<Session, Map<string, Deferred.Deferred<void>>>()
 
@@ -103,7 +106,8 @@ function decide(
     }
     const request = call.approval
     assert(request !== undefined, "ExpiryInv", `call ${callId} awaits approval without a request`)
-    if (!request.approvers.includes(by))
+    // "runtime" is never a person: its only decision is a withdrawal (`withdraw`), which the spec tells apart by that name.
+    if (by === runtimePrincipal || !request.approvers.includes(by))
       return yield* ignore("notAnApprover", `${by} may not decide call ${callId} (approvers: ${request.approvers.join(", ")})`)
     if (argsHash !== undefined && argsHash !== request.argsHash) {
       return yield* ignore(
@@ -183,7 +187,7 @@ export const untilDeadline = (session: Session, callId: string): Effect.Effect<v
 export const withdraw = (session: Session, callId: string, reason: string): Effect.Effect<void, WriteError | ToolCallRefused> =>
   Effect.gen(function* () {
     if (session.calls().get(callId)?.state !== "awaitingApproval") return
-    const exit = yield* Effect.exit(session.recordCall((time) => ({ _tag: "tool.call.rejected", callId, by: "runtime", reason, time })))
+    const exit = yield* Effect.exit(session.recordCall((time) => ({ _tag: "tool.call.rejected", callId, by: runtimePrincipal, reason, time })))
     if (exit._tag === "Failure" && session.calls().get(callId)?.state === "awaitingApproval") return yield* Effect.failCause(exit.cause)
     yield* wake(session, callId)
   })

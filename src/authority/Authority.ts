@@ -86,8 +86,11 @@ export const fromCapability = (token: string, options: CapabilityAuthorityOption
           granted: true,
           capability: verified.id,
           blocks: verified.blockIds,
+          // "runtime" names the runtime's withdrawals in the journal, never a person who may approve.
           approval:
-            decision.approval === undefined ? undefined : { approvers: decision.approval.approvers, timeoutMs: options.approvalTimeoutMs ?? 5 * 60 * 1000 }
+            decision.approval === undefined
+              ? undefined
+              : { approvers: decision.approval.approvers.filter((a) => a !== "runtime"), timeoutMs: options.approvalTimeoutMs ?? 5 * 60 * 1000 }
         }
       }),
       Effect.catch((error) => Effect.succeed<Verdict>({ granted: false, reason: error._tag, message: `the capability is not valid: ${error.message}` }))

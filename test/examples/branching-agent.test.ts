@@ -225,10 +225,9 @@ describe("branching-agent CLI", () => {
     assert.deepStrictEqual(ledgerOf(workspace), [])
     const journal = await readBack(session)
     const call = journal.calls[0]
-    assert.strictEqual(
-      call?.outcome?.kind === "failed" ? call.outcome.message : undefined,
-      "not run: terminal (" + os.userInfo().username + ") declined this call"
-    )
+    // The person at the terminal is the capability's approver: their no is the call's one decision, journaled with their name.
+    assert.strictEqual(call?.state, "rejected")
+    assert.deepStrictEqual(call?.outcome, { kind: "rejected", by: `${os.userInfo().username}@terminal`, reason: "declined" })
   })
 
   it("a second CLI on a session in use gets one clear line and exit code 2; the first is unharmed; a folder that is not a session too", async () => {
