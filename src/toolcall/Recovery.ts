@@ -5,12 +5,15 @@
  *
  * In order: calls in doubt are resolved (re-run with the same key when
  * idempotent or read-only; reconciled or closed "outcome unknown" when not);
- * calls proposed but never started run; atomic groups are driven to their end
- * (finished, or compensated).
+ * calls proposed but never started run (through the authority check), and
+ * calls authorized or approved but not started start; atomic groups are
+ * driven to their end (finished, or compensated). Calls awaiting approval
+ * are left to their deadline (the journal's): `Executor.continueApproval`
+ * waits for them, or `Approvals` decides them.
  */
 import { Effect } from "effect"
 import type { Session } from "../session/Session.ts"
-import { type ExecutorError, type Registry, type RunOptions, resolveInDoubt, runCall } from "./Executor.ts"
+import { type ExecutorError, type Registry, type RunOptions, resolveInDoubt, runCall, startApproved } from "./Executor.ts"
 import { type CompensationFailed, continueSaga } from "./Saga.ts"
 import type { Call } from "./ToolCalls.ts"
 
@@ -26,6 +29,12 @@ export const recover = (session: Session, tools: Registry, options: RunOptions =
     yield* Effect.forEach(
       unresolved.filter((c) => c.state === "proposed" && !c.atomic),
       (c) => runCall(session, tools, c.callId),
+      { concurrency }
+    )
+    // Authorized or approved before the crash, not started: they start now (their authority was checked and journaled).
+    yield* Effect.forEach(
+      unresolved.filter((c) => c.state === "authorized" || c.state === "approved"),
+      (c) => startApproved(session, tools, c.callId),
       { concurrency }
     )
     const groups = new Set(
