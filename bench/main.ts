@@ -14,7 +14,9 @@
  *   (h) resume a 10,000-turn session to the first new turn, in a fresh
  *       process (bench/agent.ts, bench/agent-child.ts)
  *   (i) capabilities: verify cold and with the cache warm, authorize,
- *       issue/attenuate/seal, vs one raw Ed25519 verify (bench/authority.ts)
+ *       issue/attenuate/seal, vs one raw Ed25519 verify; the authority check
+ *       per call, and the journaled tool call of (f) under a real capability
+ *       vs allowAll (fsync and "os"), in one run (bench/authority.ts)
  *
  * Progress goes to stderr; the environment and ONE markdown table to stdout.
  * Everything is written under os.tmpdir() and removed at the end.

@@ -1,9 +1,10 @@
 /**
  * Section (f) of the benchmarks: journaled tool calls.
  *
- *   (f1) one journaled call (Executor.runCall of a proposed call: `started`
- *        durable, the tool, the outcome durable), fsync, 1,000 sequential
- *        calls, vs two sequential durable journal appends of the same records
+ *   (f1) one journaled call (Executor.runCall of a proposed call, under
+ *        allowAll: [authorized, started] durable in one batch, the tool, the
+ *        outcome durable), fsync, 1,000 sequential calls, vs two sequential
+ *        durable journal appends of the same records
  *   (f2) the same with durability "os", and the tool's bare Effect run
  *   (f3) 100 parallel calls (one propose of 100, Executor.runCalls with
  *        concurrency 100), fsync, and the group-commit cycles they took
@@ -11,9 +12,12 @@
  *
  * The tool is trivial (returns its input), so what is measured is the
  * journal and the executor. Proposing the calls of f1/f2 is setup, not timed.
+ * `journaledUnderAuthority` (used by section i) runs the f1/f2 call under
+ * allowAll and under a real capability, interleaved, in one run.
  */
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
+import type { Authority } from "../src/authority/Authority.ts"
 import type { Event, ToolCallEvent } from "../src/Event.ts"
 import { encodeFrame } from "../src/journal/Codec.ts"
 import * as Journal from "../src/journal/Journal.ts"
@@ -30,7 +34,7 @@ const latencyText = (s: Stats) => `p50 ${dur(s.p50)}, p99 ${dur(s.p99)}`
 const perSec = (n: number, ms: number) => `${num((n / ms) * 1000)} calls/s`
 const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
 
-type Durability = "fsync" | "os"
+export type Durability = "fsync" | "os"
 
 // --------------------------------------------------------------- the tool and its records
 
@@ -51,7 +55,17 @@ const turn = { role: "assistant", text: "calling echo" }
 /** Call ids of one length, so every variant journals records of the same size. */
 const callIdOf = (prefix: string, i: number) => `${prefix}${String(i).padStart(6, "0")}`
 
-/** The two records a successful call journals, exactly as the executor builds them. */
+/**
+ * The records a successful call journals, exactly as the executor builds them
+ * under allowAll: [authorized, started] in one batch, then the outcome.
+ */
+const authorizedOf = (callId: string, time: number): ToolCallEvent => ({
+  _tag: "tool.call.authorized",
+  callId,
+  capability: "test-capability",
+  blocks: ["test-capability"],
+  time
+})
 const startedOf = (sessionId: string, callId: string, time: number): ToolCallEvent => ({
   _tag: "tool.call.started",
   callId,
@@ -97,12 +111,12 @@ const expectSucceeded = (call: { readonly callId: string; readonly state: string
 // --------------------------------------------------------------- sequential loops
 
 /** f1/f2: Executor.runCall of calls proposed beforehand, one at a time. */
-const callLoop = (session: Session.Session, ids: ReadonlyArray<string>) =>
+const callLoop = (session: Session.Session, ids: ReadonlyArray<string>, registry: Executor.Registry = tools) =>
   Effect.gen(function* () {
     const lat: Array<number> = []
     for (const id of ids) {
       const t = now()
-      const call = yield* Executor.runCall(session, tools, id)
+      const call = yield* Executor.runCall(session, registry, id)
       lat.push(now() - t)
       expectSucceeded(call)
     }
@@ -116,7 +130,8 @@ const pairLoop = (journal: Journal.JournalShape, sessionId: string, ids: Readonl
     let fence = fenceOf(journal)
     for (const id of ids) {
       const t = now()
-      fence = yield* journal.append([startedOf(sessionId, id, Date.now())], fence)
+      const time = Date.now()
+      fence = yield* journal.append([authorizedOf(id, time), startedOf(sessionId, id, time)], fence)
       fence = yield* journal.append([succeededOf(id, Date.now())], fence)
       lat.push(now() - t)
     }
@@ -129,7 +144,7 @@ const recordLoop = (session: Session.Session, ids: ReadonlyArray<string>) =>
     const lat: Array<number> = []
     for (const id of ids) {
       const t = now()
-      yield* session.recordCall((time) => startedOf(session.id, id, time))
+      yield* session.recordCall((time) => [authorizedOf(id, time), startedOf(session.id, id, time)])
       yield* session.recordCall((time) => succeededOf(id, time))
       lat.push(now() - t)
     }
@@ -161,7 +176,7 @@ function tracedSession(session: Session.Session, onRecord: (event: ToolCallEvent
 }
 
 /** Where one call's time goes (p50 of each step): runCall start → started asked → durable → outcome asked → durable → runCall done. */
-interface Breakdown {
+export interface Breakdown {
   readonly before: number
   readonly started: number
   readonly tool: number
@@ -170,10 +185,13 @@ interface Breakdown {
   readonly total: number
 }
 
-const breakdownLoop = (session: Session.Session, ids: ReadonlyArray<string>) =>
+const breakdownLoop = (session: Session.Session, ids: ReadonlyArray<string>, registry: Executor.Registry = tools) =>
   Effect.gen(function* () {
     const marks: Array<number> = []
-    const traced = tracedSession(session, (_, begin, end) => marks.push(begin, end))
+    // One mark pair per batch: `authorized` shares the `started` batch (same begin and end), so it is skipped.
+    const traced = tracedSession(session, (event, begin, end) => {
+      if (event._tag !== "tool.call.authorized") marks.push(begin, end)
+    })
     const steps = {
       before: [] as Array<number>,
       started: [] as Array<number>,
@@ -185,7 +203,7 @@ const breakdownLoop = (session: Session.Session, ids: ReadonlyArray<string>) =>
     for (const id of ids) {
       marks.length = 0
       const t0 = now()
-      yield* Executor.runCall(traced, tools, id)
+      yield* Executor.runCall(traced, registry, id)
       const t1 = now()
       const [sb = t0, se = t0, ob = t0, oe = t0] = marks
       steps.before.push(sb - t0)
@@ -205,8 +223,8 @@ const breakdownLoop = (session: Session.Session, ids: ReadonlyArray<string>) =>
     } satisfies Breakdown
   })
 
-const breakdownText = (b: Breakdown) =>
-  `lookup+decode ${dur(b.before)} → started durable ${dur(b.started)} → tool+encode ${dur(b.tool)} → outcome durable ${dur(b.outcome)} → return ${dur(b.after)}`
+export const breakdownText = (b: Breakdown) =>
+  `lookup+decode+authority check ${dur(b.before)} → started durable ${dur(b.started)} → tool+encode ${dur(b.tool)} → outcome durable ${dur(b.outcome)} → return ${dur(b.after)}`
 
 /** The tool without the journal: `yield* tool.run` alone, and with the executor's other steps (decode, timeout, exit, encode). */
 const bareLoops = (n: number) =>
@@ -237,15 +255,18 @@ const bareLoops = (n: number) =>
 function machineLoops(n: number): { xstate: Stats; step: Stats } {
   const xstate: Array<number> = []
   const step: Array<number> = []
+  // A call starts from `authorized` (the executor journals [authorized, started] in one batch).
+  const authorized = reduceCall(initialCall, authorizedOf("m", 0))
+  if (authorized === undefined) throw new Error("the ToolCall machine refused tool.call.authorized from proposed")
   const event: ToolCallEvent = { _tag: "tool.call.started", callId: "m", key: "keel:bench:m", attempt: 1, time: 0 }
   for (let i = 0; i < n; i++) {
     let t = now()
-    const reference = transitionCall(initialCall, event)
+    const reference = transitionCall(authorized, event)
     xstate.push(now() - t)
     t = now()
-    const next = reduceCall(initialCall, event)
+    const next = reduceCall(authorized, event)
     step.push(now() - t)
-    if (next === undefined || reference === undefined) throw new Error("the ToolCall machine refused tool.call.started from proposed")
+    if (next === undefined || reference === undefined) throw new Error("the ToolCall machine refused tool.call.started from authorized")
   }
   return { xstate: stats(xstate.slice(n / 10)), step: stats(step.slice(n / 10)) }
 }
@@ -292,7 +313,7 @@ async function sequential(dir: string, durability: Durability, log: (m: string) 
       const breakdown = yield* breakdownLoop(session, ids.probe)
       const sample = callIdOf("k", 0)
       const frames = {
-        started: encodeFrame({ position: 5000, epoch: 2, events: [startedOf(session.id, sample, Date.now())] }).length,
+        started: encodeFrame({ position: 5000, epoch: 2, events: [authorizedOf(sample, Date.now()), startedOf(session.id, sample, Date.now())] }).length,
         succeeded: encodeFrame({ position: 5001, epoch: 2, events: [succeededOf(sample, Date.now())] }).length
       }
       return { ...samples, breakdown, frames }
@@ -318,7 +339,8 @@ const parallelRound = (rig: Rig, round: number, n: number) =>
     const lat: Array<number> = []
     const traced = tracedSession(rig.session, (event, begin, end) => {
       if (event._tag === "tool.call.started") started.set(event.callId, begin)
-      else lat.push(end - (started.get(event.callId) ?? Number.NaN))
+      // `authorized` rides in the `started` batch: not an outcome.
+      else if (event._tag !== "tool.call.authorized") lat.push(end - (started.get(event.callId) ?? Number.NaN))
     })
     const t0 = now()
     const done = yield* Executor.runCalls(traced, tools, ids, { concurrency: n })
@@ -330,7 +352,7 @@ const parallelRound = (rig: Rig, round: number, n: number) =>
       ids,
       (id) =>
         Effect.gen(function* () {
-          yield* Effect.suspend(() => rig.journal.append([startedOf(rig.session.id, id, Date.now())], fenceOf(rig.journal)))
+          yield* Effect.suspend(() => rig.journal.append([authorizedOf(id, Date.now()), startedOf(rig.session.id, id, Date.now())], fenceOf(rig.journal)))
           yield* Effect.suspend(() => rig.journal.append([succeededOf(id, Date.now())], fenceOf(rig.journal)))
         }),
       { concurrency: n, discard: true }
@@ -432,6 +454,153 @@ async function proposes(dir: string, log: (m: string) => void): Promise<ProposeR
   return result
 }
 
+// --------------------------------------------------------------- authority: allowAll vs a real capability
+
+/**
+ * A second no-op tool, with arguments a capability can constrain (a path and
+ * a number): what the journaled-call comparison under an authority runs.
+ */
+const Peek = Schema.Struct({ path: Schema.String, limit: Schema.Number })
+export const peek = Tool.make({
+  name: "peek",
+  description: "returns its input",
+  input: Peek,
+  output: Peek,
+  semantics: "readOnly",
+  timeoutMs: 10_000,
+  run: (input) => Effect.succeed(input)
+})
+export const peekInput = { path: "/ws/src/main.ts", limit: 100 }
+
+/** The variants of the comparison: allowAll twice (the second is the A/A control) and the capability. */
+const authorityVariants = ["allow", "cap", "allow2"] as const
+type AuthorityVariant = (typeof authorityVariants)[number]
+
+export interface AuthorityComparison {
+  readonly durability: Durability
+  /** Every call's latency, by run (each run interleaves the variants in small rounds whose order rotates). */
+  readonly runs: Array<Record<AuthorityVariant, Array<number>>>
+  /** Where a call's time goes (p50 of each step), allowAll and the capability. */
+  readonly breakdown: { readonly allow: Breakdown; readonly cap: Breakdown }
+  /** `authority.check` timed in place inside runCall (p50), allowAll and the capability. */
+  readonly checkInPlace: { readonly allow: Stats; readonly cap: Stats }
+  /** fsync/fdatasync calls and writes per call, counted on an instrumented run of each. */
+  readonly io: { readonly allow: { fsyncs: number; writes: number }; readonly cap: { fsyncs: number; writes: number } }
+  /** Bytes of the frame that carries [authorized, started] under each authority. */
+  readonly frames: { readonly allow: number; readonly cap: number }
+  readonly plan: AuthorityPlan
+}
+
+export interface AuthorityPlan {
+  /** Repeats of the whole comparison: their spread is the run-to-run noise. */
+  readonly runs: number
+  /** Rounds per run; each round runs `perRound` calls of each variant, the order rotated. */
+  readonly rounds: number
+  readonly perRound: number
+  readonly warmup: number
+  /** Calls per variant for the step breakdown. */
+  readonly probe: number
+  /** Calls per variant on the instrumented (I/O-counting) run. */
+  readonly traced: number
+}
+
+/** An authority whose check is timed where the executor makes it. */
+const timedAuthority = (authority: Authority, out: Array<number>): Authority => ({
+  ...authority,
+  check: (request, context) =>
+    Effect.suspend(() => {
+      const t = now()
+      return authority.check(request, context).pipe(Effect.tap(() => Effect.sync(() => out.push(now() - t))))
+    })
+})
+
+/**
+ * The journaled call of f1/f2 (Executor.runCall of a proposed call on a file
+ * session, a no-op tool) under allowAll and under `capability`, interleaved
+ * in small rounds whose order rotates, the whole repeated `plan.runs` times.
+ * allowAll runs twice per round: its second run is an A/A control, the
+ * difference a non-change shows in this run.
+ */
+export async function journaledUnderAuthority(
+  durability: Durability,
+  capability: Authority,
+  log: (m: string) => void,
+  plan: AuthorityPlan
+): Promise<AuthorityComparison> {
+  const dir = tempDir(`auth-${durability}`)
+  const registries: Record<AuthorityVariant, Executor.Registry> = {
+    allow: Executor.registry([peek], allowAll),
+    cap: Executor.registry([peek], capability),
+    allow2: Executor.registry([peek], allowAll)
+  }
+  return run(
+    Effect.gen(function* () {
+      const session = yield* Session.openFile(nodePath.join(dir, "session"), { owner: "bench-auth", durability })
+      const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => callIdOf(prefix, i))
+      const perVariant = plan.warmup + plan.runs * plan.rounds * plan.perRound
+      const pool = {
+        allow: ids("a", perVariant),
+        cap: ids("c", perVariant),
+        allow2: ids("b", perVariant),
+        probeAllow: ids("pa", plan.probe),
+        probeCap: ids("pc", plan.probe),
+        ioAllow: ids("ia", plan.traced),
+        ioCap: ids("ic", plan.traced)
+      }
+      const t = now()
+      const all = Object.values(pool).flat()
+      // Setup, not timed: one propose per call.
+      yield* Effect.forEach(all, (callId) => session.propose("assistant", turn, [{ callId, tool: peek.name, input: peekInput }]), { discard: true })
+      log(`  ${durability}: proposed ${num(all.length)} peek calls in ${dur(now() - t)}`)
+      // Warm-up: the capability's first check verifies the token (signatures); from then on the cache answers.
+      for (const v of authorityVariants) yield* callLoop(session, pool[v].slice(0, plan.warmup), registries[v])
+      const runs: Array<Record<AuthorityVariant, Array<number>>> = []
+      let next = plan.warmup
+      for (let k = 0; k < plan.runs; k++) {
+        const samples: Record<AuthorityVariant, Array<number>> = { allow: [], cap: [], allow2: [] }
+        for (let r = 0; r < plan.rounds; r++) {
+          for (let j = 0; j < authorityVariants.length; j++) {
+            const v = authorityVariants[(j + r + k) % authorityVariants.length] as AuthorityVariant
+            samples[v].push(...(yield* callLoop(session, pool[v].slice(next, next + plan.perRound), registries[v])))
+          }
+          next += plan.perRound
+        }
+        runs.push(samples)
+        const p = (v: AuthorityVariant) => dur(stats(samples[v]).p50)
+        log(`  ${durability} run ${k + 1}: allowAll p50 ${p("allow")} / ${p("allow2")}, capability p50 ${p("cap")}`)
+      }
+      const inPlace = { allow: [] as Array<number>, cap: [] as Array<number> }
+      const breakdown = {
+        allow: yield* breakdownLoop(session, pool.probeAllow, Executor.registry([peek], timedAuthority(allowAll, inPlace.allow))),
+        cap: yield* breakdownLoop(session, pool.probeCap, Executor.registry([peek], timedAuthority(capability, inPlace.cap)))
+      }
+      const io = { allow: { fsyncs: 0, writes: 0 }, cap: { fsyncs: 0, writes: 0 } }
+      for (const [v, slice] of [
+        ["allow", pool.ioAllow],
+        ["cap", pool.ioCap]
+      ] as const) {
+        const trace = yield* Effect.promise(() => instrumentFs(() => Effect.runPromise(callLoop(session, slice, registries[v]))))
+        io[v] = { fsyncs: (trace.fsyncs + trace.fsyncsSync) / slice.length, writes: trace.writes.length / slice.length }
+      }
+      // The frame of the first batch each variant journals: [authorized, started].
+      const frameOf = (registry: Executor.Registry) =>
+        Effect.gen(function* () {
+          const verdict = yield* registry.authority.check({ callId: "a000000", tool: peek.name, input: peekInput }, { now: Date.now(), usesOf: () => 0 })
+          if (!verdict.granted) throw new Error(`the bench capability denies peek: ${verdict.message}`)
+          const time = Date.now()
+          const events: Array<Event> = [
+            { _tag: "tool.call.authorized", callId: "a000000", capability: verdict.capability, blocks: [...verdict.blocks], time },
+            startedOf(session.id, "a000000", time)
+          ]
+          return encodeFrame({ position: 5000, epoch: 2, events }).length
+        })
+      const frames = { allow: yield* frameOf(registries.allow), cap: yield* frameOf(registries.cap) }
+      const checkInPlace = { allow: stats(inPlace.allow), cap: stats(inPlace.cap) }
+      return { durability, runs, breakdown, checkInPlace, io, frames, plan } satisfies AuthorityComparison
+    })
+  )
+}
+
 // --------------------------------------------------------------- the section
 
 export async function sectionF(rows: Array<Row>, log: (message: string) => void): Promise<void> {
@@ -452,7 +621,7 @@ export async function sectionF(rows: Array<Row>, log: (message: string) => void)
   const r1 = s.call.p50 / s.pair.p50
   rows.push({
     id: "f1",
-    measure: `Journaled tool call: Executor.runCall of a proposed call (started + succeeded, each durable), echo tool, fsync, sequential, n=${s.call.n}`,
+    measure: `Journaled tool call: Executor.runCall of a proposed call ([authorized, started] + succeeded, each batch durable; allowAll), echo tool, fsync, sequential, n=${s.call.n}`,
     result: `${latencyText(s.call)}, ${perSec(s.call.n, sum(fsync.call))}`,
     baseline: `2 sequential durable journal appends of the same records (frames ${fsync.frames.started} B + ${fsync.frames.succeeded} B): ${latencyText(s.pair)}`,
     ratio: `${ratio(r1)} p50 (p99 ${ratio(s.call.p99 / s.pair.p99)})`,
@@ -461,7 +630,7 @@ export async function sectionF(rows: Array<Row>, log: (message: string) => void)
   })
   rows.push({
     id: "f1b",
-    measure: "  same records through session.recordCall (started, then succeeded; no executor, no tool)",
+    measure: "  same records through session.recordCall ([authorized, started], then succeeded; no executor, no tool)",
     result: latencyText(s.record),
     baseline: `2 journal appends: p50 ${dur(s.pair.p50)}`,
     ratio: `${ratio(s.record.p50 / s.pair.p50)} p50`,
@@ -526,19 +695,19 @@ export async function sectionF(rows: Array<Row>, log: (message: string) => void)
     id: "f3",
     measure: `${par.n} parallel calls: 1 propose of ${par.n}, then Executor.runCalls (concurrency ${par.n}), fsync, ${par.rounds.length} rounds`,
     result: `${dur(totalMs)} median (${dur(Math.min(...totals))}–${dur(Math.max(...totals))}), ${perSec(par.n, totalMs)}; per call (started asked → outcome durable) ${latencyText(lat)}`,
-    baseline: `same ${2 * par.n} records, ${par.n} concurrent appenders on the bare journal: ${dur(median(baselines))}; ${par.n} sequential calls (f1 p50): ${dur(sequentialMs)}`,
+    baseline: `same ${3 * par.n} records in ${2 * par.n} appends, ${par.n} concurrent appenders on the bare journal: ${dur(median(baselines))}; ${par.n} sequential calls (f1 p50): ${dur(sequentialMs)}`,
     ratio: `${ratio(totalMs / median(baselines))} bare; ${ratio(totalMs / sequentialMs)} the sequential time`,
     target: "—",
     status: "info"
   })
   const cycleText = par.traces.map(({ trace, ms }) => {
     const cycles = trace.frames.filter((f) => f > 0)
-    return `${trace.fsyncs + trace.fsyncsSync} fsyncs (${cycles.length} writes: ${cycles.join("+")} records) in ${dur(ms)}`
+    return `${trace.fsyncs + trace.fsyncsSync} fsyncs (${cycles.length} writes: ${cycles.join("+")} frames) in ${dur(ms)}`
   })
   const fsyncMs = par.traces.map(({ trace }) => trace.fsyncMs)
   rows.push({
     id: "f3b",
-    measure: `  group-commit cycles per ${par.n} parallel calls (${2 * par.n} records; instrumented rounds)`,
+    measure: `  group-commit cycles per ${par.n} parallel calls (${2 * par.n} batches: [authorized, started] and the outcome; instrumented rounds)`,
     result: cycleText.join("; "),
     baseline: `fdatasync in flight ${fsyncMs.map((x) => dur(x)).join(" / ")}`,
     ratio: "—",
