@@ -42,6 +42,9 @@ export class ApprovalIgnored extends Schema.TaggedError<ApprovalIgnored>()("Appr
   message: Schema.String
 }) {}
 
+/** The states a call cannot be in once an approval of it counted (it is approved, or has moved on from there). */
+const notStartedAfterApproval: ReadonlySet<string> = new Set(["proposed", "authorized", "denied", "awaitingApproval", "rejected", "expired"])
+
 export type ApprovalError = ApprovalUnknownCall | ApprovalIgnored | WriteError | ToolCallRefused
 
 /** The principal of the runtime's own decisions (withdrawals); never an approver. */
@@ -91,10 +94,27 @@ function decide(
     const now = yield* Clock.currentTimeMillis
     const call = session.calls().get(callId)
     if (call === undefined) return yield* new ApprovalUnknownCall({ callId })
+    const ignored =
+      (message: string) =>
+      (time: number): ToolCallEvent => ({ _tag: "tool.call.decisionIgnored", callId, by, decision, why: message, time })
     const ignore = (why: ApprovalIgnored["why"], message: string, also: ReadonlyArray<ToolCallEvent> = []) =>
       session
-        .recordCall((time) => [...also.map((e) => ({ ...e, time })), { _tag: "tool.call.decisionIgnored", callId, by, decision, why: message, time }])
-        .pipe(Effect.andThen(wake(session, callId)), Effect.andThen(new ApprovalIgnored({ callId, by, why, message })))
+        .recordCall((time) => [...also.map((e) => ({ ...e, time })), ignored(message)(time)])
+        .pipe(
+          // Raced: the call moved on between the look above and this write (its expiry, another decision, its start).
+          // The decision is ignored all the same: journaled alone where the call still takes the record (the ToolCall
+          // machine takes none once the call started), and the caller is told.
+          Effect.catchTag("ToolCallRefused", () =>
+            also.length === 0
+              ? Effect.void
+              : session.recordCall(ignored(message)).pipe(
+                  Effect.asVoid,
+                  Effect.catchTag("ToolCallRefused", () => Effect.void)
+                )
+          ),
+          Effect.andThen(wake(session, callId)),
+          Effect.andThen(new ApprovalIgnored({ callId, by, why, message }))
+        )
     if (call.state === "proposed" || call.state === "authorized") {
       // Nothing was asked: there is no request to attach an ignored decision to.
       return yield* new ApprovalIgnored({ callId, by, why: "notRequested", message: `call ${callId} is ${call.state}: no approval was requested` })
@@ -119,14 +139,26 @@ function decide(
       const expired: ToolCallEvent = { _tag: "tool.call.expired", callId, deadline: request.deadline, time: now }
       return yield* ignore("expired", `the deadline of call ${callId} passed ${now - request.deadline} ms before this decision`, [expired])
     }
+    // The record's time is the commit's (the Clock may have moved since `now`): at or past the deadline the
+    // decision does not count, whether a yes or a no (ExpiryInv; the machine guards only the yes): the
+    // expiry is journaled with it, as above.
+    const lateMessage = `the deadline of call ${callId} passed while this decision was recorded`
+    let tooLate = false
     const counted = yield* Effect.exit(
-      session.recordCall(
-        (time): ToolCallEvent =>
+      session.recordCall((time): ReadonlyArray<ToolCallEvent> => {
+        tooLate = time >= request.deadline
+        if (tooLate) return [{ _tag: "tool.call.expired", callId, deadline: request.deadline, time }, ignored(lateMessage)(time)]
+        return [
           decision === "approve"
             ? { _tag: "tool.call.approved", callId, by, argsHash: request.argsHash, time }
             : { _tag: "tool.call.rejected", callId, by, reason, time }
-      )
+        ]
+      })
     )
+    if (counted._tag === "Success" && tooLate) {
+      yield* wake(session, callId)
+      return yield* new ApprovalIgnored({ callId, by, why: "expired", message: lateMessage })
+    }
     if (counted._tag === "Failure") {
       // Raced by another decision or the deadline (the machine refused this one): it is journaled as ignored.
       const after = session.calls().get(callId)
@@ -134,17 +166,19 @@ function decide(
       const late = yield* Clock.currentTimeMillis
       if (late >= request.deadline) {
         const expired: ToolCallEvent = { _tag: "tool.call.expired", callId, deadline: request.deadline, time: late }
-        return yield* ignore("expired", `the deadline of call ${callId} passed while this decision was recorded`, [expired])
+        return yield* ignore("expired", lateMessage, [expired])
       }
       return yield* Effect.failCause(counted.cause)
     }
-    yield* wake(session, callId)
+    // This decision counted. The executor waiting for it may already have started an approved call (it
+    // wakes on any decision or its deadline, and runs as soon as the record is folded): started or later.
     const after = session.calls().get(callId)
     assert(
-      after !== undefined && (after.state === "approved" || after.state === "rejected"),
+      after !== undefined && (decision === "approve" ? !notStartedAfterApproval.has(after.state) : after.state === "rejected"),
       "OneDecisionInv",
-      `call ${callId} is ${after?.state} after a decision`
+      `call ${callId} is ${after?.state} after a counted ${decision}`
     )
+    yield* wake(session, callId)
     return after
   })
 }
@@ -159,11 +193,14 @@ export const awaitDecision = (session: Session, callId: string): Effect.Effect<C
     const call = session.calls().get(callId)
     assert(call !== undefined && call.approval !== undefined, "ExpiryInv", `awaitDecision(${callId}) without a request`)
     // Woken by every decision, counted or not (an ignored one leaves the call waiting): wait again until it is decided or due.
-    for (let wakes = 0; session.calls().get(callId)?.state === "awaitingApproval"; wakes++) {
+    // The waiter is registered before the state is read: a decision folded after the read wakes it (no lost wake-up).
+    for (let wakes = 0; ; wakes++) {
+      const woken = waiter(session, callId)
+      if (session.calls().get(callId)?.state !== "awaitingApproval") break
       assert(wakes <= Limits.decisionsPerCallMax, "ExpiryInv", `call ${callId} was woken ${wakes} times without a decision`)
       const now = yield* Clock.currentTimeMillis
       if (now >= call.approval.deadline) break
-      yield* Effect.raceFirst(Deferred.await(waiter(session, callId)), untilDeadline(session, callId))
+      yield* Effect.raceFirst(Deferred.await(woken), untilDeadline(session, callId))
     }
     yield* expireIfDue(session, callId)
     const after = session.calls().get(callId)
