@@ -145,6 +145,7 @@ export const actionNames = [
   "Approve",
   "RejectApproval",
   "Expire",
+  "Withdraw",
   "IgnoreDecision",
   "Start",
   "Attenuate",
@@ -166,6 +167,7 @@ export interface ActionArgs {
   Approve: { readonly c: Call; readonly p: Principal }
   RejectApproval: { readonly c: Call; readonly p: Principal }
   Expire: { readonly c: Call }
+  Withdraw: { readonly c: Call }
   IgnoreDecision: { readonly c: Call; readonly p: Principal; readonly h: Hash }
   Start: { readonly c: Call }
   /** node `ch` derived from `k`, claiming calls `g` (sorted), of which `a` (sorted) need an approval, and `u` uses */
@@ -190,6 +192,12 @@ export const callStates: readonly CallStatus[] = ["proposed", "authorized", "den
 
 /** The call states nothing leaves in this spec (`started` is ToolCall.tla's business from there on). */
 export const finalStatuses: ReadonlySet<CallStatus> = new Set<CallStatus>(["denied", "rejected", "expired", "started"])
+
+/**
+ * Authority.tla `Runtime`: who withdraws a request (the `by` of `Withdraw`'s rejected record). Not a
+ * principal (`ASSUME Runtime \notin Principals`), so never an approver.
+ */
+export const runtime: Principal = "runtime"
 
 /** Authority.tla `HashOf(c)`: the hash of call c's decoded arguments. */
 export const hashOf = (c: Call): Hash => `hash:${c}`
@@ -337,7 +345,7 @@ export function request(s: AuthorityState, c: Call): Extract<AuthorityRecord, { 
   return undefined
 }
 
-/** Authority.tla `Decided(c)`: c has a counted decision (approved, rejected or expired). */
+/** Authority.tla `Decided(c)`: c has a counted decision (approved, rejected, by an approver or withdrawn by the runtime, or expired). */
 export const decided = (s: AuthorityState, c: Call): boolean =>
   (s.log[c] ?? []).some((r) => r.type === "approved" || r.type === "rejected" || r.type === "expired")
 
@@ -421,6 +429,12 @@ export function Expire(s: AuthorityState, { c }: ActionArgs["Expire"], K: Author
   return { ...s, log: append(s, c, expiredRecord(req.deadline)) }
 }
 
+/** Not a person's decision: no approver, hash or deadline check. */
+export function Withdraw(s: AuthorityState, { c }: ActionArgs["Withdraw"], K: AuthorityConstants = MC): AuthorityState | null {
+  if (!s.up || !isCall(c, K) || callStatus(s, c) !== "awaitingApproval") return null
+  return { ...s, log: append(s, c, rejectedRecord(runtime)) }
+}
+
 /** Returns `s` itself when enabled: the spec's `UNCHANGED vars` (the audit record changes no state). */
 export function IgnoreDecision(s: AuthorityState, { c, p, h }: ActionArgs["IgnoreDecision"], K: AuthorityConstants = MC): AuthorityState | null {
   if (!s.up || !isCall(c, K) || counts(s, c, p, h)) return null
@@ -479,7 +493,7 @@ export function subsets<T extends string>(xs: readonly T[]): readonly (readonly 
  */
 export function next(s: AuthorityState, K: AuthorityConstants = MC): Step[] {
   const steps: Step[] = []
-  const perCall = <A extends "Deny" | "RequestApproval" | "Expire" | "Start">(
+  const perCall = <A extends "Deny" | "RequestApproval" | "Expire" | "Withdraw" | "Start">(
     action: A,
     f: (s: AuthorityState, args: { readonly c: Call }, K: AuthorityConstants) => AuthorityState | null
   ): void => {
@@ -510,6 +524,7 @@ export function next(s: AuthorityState, K: AuthorityConstants = MC): Step[] {
   perPrincipal("Approve", Approve)
   perPrincipal("RejectApproval", RejectApproval)
   perCall("Expire", Expire)
+  perCall("Withdraw", Withdraw)
   for (const c of K.calls) {
     for (const p of K.principals) {
       for (const h of hashes(K)) {
@@ -555,6 +570,7 @@ export const actions: { readonly [A in ActionName]: (s: AuthorityState, args: Ac
   Approve,
   RejectApproval,
   Expire,
+  Withdraw,
   IgnoreDecision,
   Start,
   Attenuate,
@@ -600,7 +616,7 @@ function isRecord(r: unknown, K: AuthorityConstants): r is AuthorityRecord {
     case "approved":
       return fields === "at,by,hash,type" && principal(o.by) && hash(o.hash) && inRange(o.at, 0, K.maxTime)
     case "rejected":
-      return fields === "by,type" && principal(o.by)
+      return fields === "by,type" && (principal(o.by) || o.by === runtime)
     case "expired":
       return fields === "deadline,type" && inRange(o.deadline, 0, K.maxTime)
     case "started":
@@ -728,10 +744,11 @@ export function OneDecisionInv(s: AuthorityState, K: AuthorityConstants = MC): b
         requests.some((j) => {
           const d = log[i] as AuthorityRecord
           const req = log[j] as AuthorityRecord
+          const withdrawn = d.type === "rejected" && d.by === runtime
           return (
             j < i &&
             req.type === "awaitingApproval" &&
-            (d.type === "expired" || ((d.type === "approved" || d.type === "rejected") && req.approvers.includes(d.by)))
+            (d.type === "expired" || withdrawn || ((d.type === "approved" || d.type === "rejected") && req.approvers.includes(d.by)))
           )
         })
       )

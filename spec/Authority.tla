@@ -21,6 +21,10 @@
 (*   awaitingApproval -> approved    Approve(c, p)                         *)
 (*   awaitingApproval -> rejected    RejectApproval(c, p); final           *)
 (*   awaitingApproval -> expired     Expire(c): the deadline passed; final *)
+(*   awaitingApproval -> rejected    Withdraw(c): the runtime withdraws    *)
+(*                                   the request (the agent run was        *)
+(*                                   cancelled or ran out of budget); not  *)
+(*                                   a person's decision; final            *)
 (*   authorized -> started           Start(c), when k demands no approval  *)
 (*   approved -> started             Start(c)                              *)
 (* started is final here: what follows is ToolCall.tla's business.  Start  *)
@@ -32,8 +36,8 @@
 (* awaitingApproval and approved are its proposed; denied, rejected and    *)
 (* expired are its failed at attempt 0 (Reject); started is its started    *)
 (* (attempt 1).  Authorize, RequestApproval, Approve and IgnoreDecision    *)
-(* are stuttering steps for ToolCall.tla; Deny, RejectApproval and Expire  *)
-(* are its Reject; Start is its Start.                                     *)
+(* are stuttering steps for ToolCall.tla; Deny, RejectApproval, Expire and *)
+(* Withdraw are its Reject; Start is its Start.                            *)
 (*                                                                         *)
 (* Capabilities are abstract: a finite set of nodes that form a tree by    *)
 (* attenuation.  The runtime issues the root; whoever holds a node may     *)
@@ -54,7 +58,7 @@
 (*   [type |-> "awaitingApproval", hash |-> h, approvers |-> A,            *)
 (*    deadline |-> d]                                                      *)
 (*   [type |-> "approved", by |-> p, hash |-> h, at |-> t]                 *)
-(*   [type |-> "rejected", by |-> p]                                       *)
+(*   [type |-> "rejected", by |-> p]     (p = Runtime: Withdraw)           *)
 (*   [type |-> "expired", deadline |-> d]                                  *)
 (*   [type |-> "started", attempt |-> 1]                                   *)
 (*                                                                         *)
@@ -88,6 +92,12 @@ ASSUME /\ Root \in Capabilities
        /\ Approvers \subseteq Principals
        /\ ApprovalTimeout \in Nat /\ ApprovalTimeout >= 1
        /\ MaxCrashes \in Nat
+
+\* Who withdraws a request (the by of Withdraw's rejected record): the
+\* runtime, which is no principal, so never an approver.
+Runtime == "runtime"
+
+ASSUME Runtime \notin Principals
 
 \* The hash of call c's decoded arguments: an approval binds to it.
 HashOf(c) == <<"hash", c>>
@@ -156,7 +166,7 @@ Records ==
     \cup [type : {"authorized"}, cap : Capabilities]
     \cup [type : {"awaitingApproval"}, hash : Hashes, approvers : SUBSET Principals, deadline : 0..MaxTime]
     \cup [type : {"approved"}, by : Principals, hash : Hashes, at : 0..MaxTime]
-    \cup [type : {"rejected"}, by : Principals]
+    \cup [type : {"rejected"}, by : Principals \cup {Runtime}]
     \cup [type : {"expired"}, deadline : 0..MaxTime]
     \cup [type : {"started"}, attempt : {1}]
 
@@ -242,7 +252,8 @@ Request(c) == log[c][CHOOSE i \in 1..Len(log[c]) : log[c][i].type = "awaitingApp
 \* The capability c's Authorize named (only where c was authorized).
 AuthorizedBy(c) == log[c][CHOOSE i \in 1..Len(log[c]) : log[c][i].type = "authorized"].cap
 
-\* c has a counted decision: approved, rejected or expired (stable).
+\* c has a counted decision: approved, rejected (by an approver, or
+\* withdrawn by the runtime) or expired (stable).
 Decided(c) == \E i \in 1..Len(log[c]) : log[c][i].type \in {"approved", "rejected", "expired"}
 
 \* A decision by p for arguments with hash h would count now: c awaits
@@ -345,6 +356,17 @@ Expire(c) ==
     /\ Journal(c, ExpiredRecord(Request(c).deadline))
     /\ UNCHANGED <<caps, revoked, now, checked, crashes, up>>
 
+\* The runtime withdraws the request of a call still awaiting approval: the
+\* agent run it belongs to was cancelled or ran out of budget.  Not a
+\* person's decision: no approver, hash or deadline check (before or after
+\* the deadline).  It is the call's one counted decision, a rejection by
+\* Runtime.  Final.  Not required to happen (no fairness).
+Withdraw(c) ==
+    /\ up
+    /\ CallStatus(c) = "awaitingApproval"
+    /\ Journal(c, RejectedRecord(Runtime))
+    /\ UNCHANGED <<caps, revoked, now, checked, crashes, up>>
+
 \* A decision (a yes or a no: which one does not matter here) by p for
 \* arguments with hash h that does not count (after
 \* the deadline, after another decision, by someone not allowed to approve,
@@ -420,6 +442,7 @@ Next ==
     \/ \E c \in Calls, p \in Principals : Approve(c, p)
     \/ \E c \in Calls, p \in Principals : RejectApproval(c, p)
     \/ \E c \in Calls : Expire(c)
+    \/ \E c \in Calls : Withdraw(c)
     \/ \E c \in Calls, p \in Principals, h \in Hashes : IgnoreDecision(c, p, h)
     \/ \E c \in Calls : Start(c)
     \/ \E k, ch \in Capabilities, g \in SUBSET Calls, a \in SUBSET Calls, u \in 1..MaxUses : Attenuate(k, ch, g, a, u)
@@ -430,8 +453,9 @@ Next ==
 
 \* Weak fairness: time passes; a crashed process restarts; a request whose
 \* deadline has come expires.  Nobody has to answer: Approve and
-\* RejectApproval have none (silence means no).  Authorize, Deny and Start
-\* have none either: a proposed call may stay proposed (as in ToolCall.tla).
+\* RejectApproval have none (silence means no), nor has Withdraw (a run need
+\* not be cancelled).  Authorize, Deny and Start have none either: a
+\* proposed call may stay proposed (as in ToolCall.tla).
 Fairness ==
     /\ WF_vars(Tick)
     /\ WF_vars(Restart)
@@ -517,9 +541,11 @@ ExpiryInv ==
                   /\ \A j \in 1..Len(log[c]) : log[c][j].type # "started"
 
 \* One decision: a call has at most one approval request, and at most one
-\* counted decision (approved, rejected or expired), which follows the
+\* counted decision (approved, rejected or expired: a withdrawal by the
+\* runtime is a rejected record and counts too), which follows the
 \* request; a yes or a no that counted was said by an approver the request
-\* allows.  Every other decision is an IgnoreDecision (no record here).
+\* allows, or is the runtime's withdrawal (a no).  Every other decision is
+\* an IgnoreDecision (no record here).
 OneDecisionInv ==
     \A c \in Calls :
         LET requests  == {i \in 1..Len(log[c]) : log[c][i].type = "awaitingApproval"}
@@ -529,7 +555,8 @@ OneDecisionInv ==
             /\ \A i \in decisions :
                   \E j \in requests :
                       /\ j < i
-                      /\ log[c][i].type \in {"approved", "rejected"} => log[c][i].by \in log[c][j].approvers
+                      /\ (log[c][i].type \in {"approved", "rejected"} /\ log[c][i] # RejectedRecord(Runtime))
+                            => log[c][i].by \in log[c][j].approvers
 
 \* The single path: each call's records are a path of the authority
 \* lifecycle (CanFollow), so started follows authorized (with no approval
@@ -550,7 +577,8 @@ SinglePathInv ==
 (* test checks instead).                                                   *)
 (***************************************************************************)
 \* Every call awaiting approval is eventually decided: approved, rejected,
-\* or expired (nobody has to answer: the deadline decides).
+\* or expired (nobody has to answer: the deadline decides; a withdrawal
+\* decides it too, but need not happen).
 DecisionProp == \A c \in Calls : CallStatus(c) = "awaitingApproval" ~> Decided(c)
 
 =============================================================================

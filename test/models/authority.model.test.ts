@@ -58,34 +58,37 @@ import {
   Revoke,
   rejectedRecord,
   rootCap,
+  runtime,
   Start,
   type Step,
   startedRecord,
   stateKey,
   Tick,
   uses,
-  verified
+  verified,
+  Withdraw
 } from "../../models/authority.ts"
 import * as ToolCall from "../../models/toolCall.ts"
 
-const DISTINCT_STATES = 107466
+const DISTINCT_STATES = 135426
 /** Labelled transitions: one per (state, action, parameter binding), IgnoreDecision's self-loops included. */
-const TRANSITIONS = 910359
+const TRANSITIONS = 1155314
 /** The transitions by action, in the order of Next's disjuncts (they add up to TRANSITIONS). */
 const TRANSITIONS_BY_ACTION: Readonly<Record<ActionName, number>> = {
-  Authorize: 3064,
-  Deny: 13720,
-  RequestApproval: 5136,
-  Approve: 5136,
-  RejectApproval: 5136,
-  Expire: 12584,
-  IgnoreDecision: 568016,
-  Start: 29984,
-  Attenuate: 21978,
-  Revoke: 106095,
-  Tick: 67866,
-  Crash: 35822,
-  Restart: 35822
+  Authorize: 3472,
+  Deny: 15700,
+  RequestApproval: 5616,
+  Approve: 5616,
+  RejectApproval: 5616,
+  Expire: 13944,
+  Withdraw: 19560,
+  IgnoreDecision: 716656,
+  Start: 33948,
+  Attenuate: 25704,
+  Revoke: 133848,
+  Tick: 85350,
+  Crash: 45142,
+  Restart: 45142
 }
 /** TLC's convention: the initial state is at depth 1. */
 const DEPTH = 17
@@ -106,8 +109,8 @@ const CHAIN: AuthorityConstants = {
   maxTime: 2,
   maxCrashes: 0
 }
-const CHAIN_STATES = 7130
-const CHAIN_TRANSITIONS = 36172
+const CHAIN_STATES = 7810
+const CHAIN_TRANSITIONS = 39860
 const CHAIN_DEPTH = 12
 
 /** Fail fast instead of hanging if a change makes the space explode. */
@@ -250,6 +253,7 @@ const LIFECYCLE = [
   "Approve awaitingApproval -> approved",
   "RejectApproval awaitingApproval -> rejected",
   "Expire awaitingApproval -> expired",
+  "Withdraw awaitingApproval -> rejected",
   "Start authorized -> started",
   "Start approved -> started",
   ...callStates.map((st) => `IgnoreDecision ${st} -> ${st}`)
@@ -302,6 +306,7 @@ function toolCallLabel(action: ActionName): string {
     case "Deny":
     case "RejectApproval":
     case "Expire":
+    case "Withdraw":
       return "Reject"
     case "Start":
       return "Start"
@@ -321,6 +326,7 @@ function toolCallStep(step: Step, from: ToolCall.ToolCallState): { readonly acti
     case "Deny":
     case "RejectApproval":
     case "Expire":
+    case "Withdraw":
       return { action: "Reject", state: ToolCall.Reject(from, { c }, TOOLCALL) }
     case "Start":
       return { action: "Start", state: ToolCall.Start(from, { c }, TOOLCALL) }
@@ -606,6 +612,32 @@ describe("Authority model, scenarios", () => {
     expect(Expire(awaiting(), { c: "c2" })).toBeNull()
   })
 
+  it("the runtime withdraws a request (run cancelled or out of budget): before or after the deadline, the call's one decision, final", () => {
+    const s = awaiting()
+    const withdrawn = must(Withdraw(s, { c: "c2" }))
+    expect(withdrawn.log.c2?.at(-1)).toEqual(rejectedRecord(runtime))
+    expect(MC.principals).not.toContain(runtime)
+    expect(callStatus(withdrawn, "c2")).toBe("rejected")
+    expect(decided(withdrawn, "c2")).toBe(true)
+    // Final: no start, no counted decision, no expiry, no second withdrawal; a late decision is ignored.
+    expect(Start(withdrawn, { c: "c2" })).toBeNull()
+    expect(Approve(withdrawn, { c: "c2", p: "alice" })).toBeNull()
+    expect(RejectApproval(withdrawn, { c: "c2", p: "alice" })).toBeNull()
+    expect(Expire(must(Tick(withdrawn)), { c: "c2" })).toBeNull()
+    expect(Withdraw(withdrawn, { c: "c2" })).toBeNull()
+    expect(IgnoreDecision(withdrawn, { c: "c2", p: "alice", h: hashOf("c2") })).toBe(withdrawn)
+    // After the deadline too (not a person's decision), but not once a decision came first.
+    expect(must(Withdraw(must(Tick(s)), { c: "c2" })).log.c2?.at(-1)).toEqual(rejectedRecord(runtime))
+    expect(Withdraw(must(Approve(s, { c: "c2", p: "alice" })), { c: "c2" })).toBeNull()
+    expect(Withdraw(must(RejectApproval(s, { c: "c2", p: "alice" })), { c: "c2" })).toBeNull()
+    expect(Withdraw(must(Expire(must(Tick(s)), { c: "c2" })), { c: "c2" })).toBeNull()
+    // Only while awaiting approval, and only while up.
+    expect(Withdraw(Init(), { c: "c2" })).toBeNull()
+    expect(Withdraw(must(Authorize(Init(), { c: "c2", k: "root" })), { c: "c2" })).toBeNull()
+    expect(Withdraw(must(Crash(s)), { c: "c2" })).toBeNull()
+    for (const name of invariantNames) expect(invariants[name](withdrawn), name).toBe(true)
+  })
+
   it("a crash while awaiting keeps the deadline: the remaining time is honoured, and time passes while down", () => {
     let s = must(Restart(must(Crash(awaiting()))))
     expect(s.log.c2?.at(-1)).toMatchObject({ type: "awaitingApproval", deadline: 1 })
@@ -762,6 +794,11 @@ const broken: ReadonlyArray<{ inv: InvariantName; why: string; state: AuthorityS
     state: { ...legal, checked: { ...legal.checked, c1: { ...okCheck("child"), revoked: 0 as unknown as boolean } } }
   },
   {
+    inv: "TypeInv",
+    why: "an approval by the runtime (it only withdraws)",
+    state: { ...legal, log: withLog("c2", c2Path(approvedRecord(runtime, hashOf("c2"), 0))) }
+  },
+  {
     inv: "AuthorityInv",
     why: "c1 authorized while its capability was revoked",
     state: { ...legal, checked: { ...legal.checked, c1: { ...okCheck("child"), revoked: true } } }
@@ -821,6 +858,16 @@ const broken: ReadonlyArray<{ inv: InvariantName; why: string; state: AuthorityS
     inv: "OneDecisionInv",
     why: "a no by mallory counted",
     state: { ...legal, log: withLog("c2", c2Path(rejectedRecord("mallory"))) }
+  },
+  {
+    inv: "OneDecisionInv",
+    why: "a withdrawal after a counted no",
+    state: { ...legal, log: withLog("c2", c2Path(rejectedRecord("alice"), rejectedRecord(runtime))) }
+  },
+  {
+    inv: "OneDecisionInv",
+    why: "a withdrawal with no request",
+    state: { ...legal, log: withLog("c2", [proposedRecord, authorizedRecord("root"), rejectedRecord(runtime)]) }
   },
   {
     inv: "OneDecisionInv",
