@@ -72,6 +72,26 @@ const readChunkMin = 16
  * Entries are read in chunks (one batched `session.entries` each), sized from
  * the characters still within the budget, so a walk reads about what it shows.
  */
+// An entry's messages change only with its calls' outcomes (a compensation, say): rendered once per
+// outcome signature, they make a turn cost what it adds, not the whole branch again.
+const renderings = new WeakMap<Session, Map<number, { readonly signature: string; readonly messages: ReadonlyArray<Message>; readonly size: number }>>()
+
+function rendered(session: Session, entry: Entry, calls: ReadonlyArray<Call>): { readonly messages: ReadonlyArray<Message>; readonly size: number } {
+  let cache = renderings.get(session)
+  if (cache === undefined) {
+    cache = new Map()
+    renderings.set(session, cache)
+  }
+  const signature = calls.map((c) => `${c.state}${c.attempt}`).join()
+  const hit = cache.get(entry.id)
+  if (hit !== undefined && hit.signature === signature) return hit
+  const messages = entryMessages(entry, calls)
+  const fresh = { signature, messages, size: charsOf(messages) }
+  if (cache.size >= Limits.entryCacheMax) cache.delete(cache.keys().next().value as number)
+  cache.set(entry.id, fresh)
+  return fresh
+}
+
 export const assemble = (session: Session, branch: string, keepFrom: number, charsMax: number = Limits.contextCharsMax): Effect.Effect<Assembled, ReadError> =>
   Effect.gen(function* () {
     const ids = session.tree().pathTo(yield* session.head(branch))
@@ -94,8 +114,8 @@ export const assemble = (session: Session, branch: string, keepFrom: number, cha
             assert(false, "PairingInv", `entry ${entry.id} is handed to a model with call ${call.callId} in state ${call.state}`)
           }
         }
-        const messages = entryMessages(entry, calls)
-        chars += charsOf(messages)
+        const { messages, size } = rendered(session, entry, calls)
+        chars += size
         if (chars > charsMax && entry.id < keepFrom) break walk
         parts[i] = messages
         if (entry.type === userEntry) {
