@@ -294,8 +294,12 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           if (call.state !== "proposed" || tool === undefined || !needsApproval(tool)) continue
           // A call the executor will reject anyway (bad arguments) bothers nobody.
           if (Option.isNone(yield* Effect.option(Tool.decodeInput(tool, call.input)))) continue
+          // Answers take time: past the deadline nobody is asked any more (spec: Wait needs the budget); the next act winds down.
+          if ((yield* budgetSpent(run)) !== undefined) return
           yield* approve(runOf(run.runId), call)
         }
+        // Nor does any call start then (spec: StartCall needs the budget), e.g. after a "yes" that came after the deadline.
+        if ((yield* budgetSpent(run)) !== undefined) return
         const pending = runOf(run.runId).pending
         yield* Effect.forEach(
           pending,
