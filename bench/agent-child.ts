@@ -4,7 +4,8 @@
  * with a scripted model that notes when it is asked for the first new turn.
  * Reports, as one JSON line on stdout, the time from the start of work
  * (before `Session.openFile`, after the imports) to that moment, and where it
- * went.
+ * went: open, Agent.make, the run's user entry, and `assemble` (the context of
+ * the first new turn: how many entries it read, in how many calls, how long).
  *
  *   node bench/agent-child.ts <dir>
  *
@@ -47,13 +48,17 @@ interface Report {
   openMs: number
   makeMs: number
   runStartedMs: number
-  contextStartMs: number
-  contextEndMs: number
+  /** `assemble` (src/agent/Context.ts) of the first new turn: from its `session.head` call to `turnStarted`, which the loop emits as soon as it returns. */
+  assembleStartMs: number
   turnStartedMs: number
   askMs: number
-  /** What the first new turn was given. */
-  contextEntries: number
+  /** Entries `assemble` read through the session (cache hits included), the calls it made for them, and the time in those reads. */
+  assembleEntries: number
+  assembleReads: number
+  assembleReadMs: number
+  /** What the first new turn was given: messages, and entries of the branch left out (over the context budget). */
   messages: number
+  omitted: number
   turnsBefore: number
   runsBefore: number
   head: number
@@ -77,34 +82,46 @@ try {
           .all()
           .reduce((n, r) => n + r.turns, 0)
         const head = session.fence().head
-        const marks = { runStarted: Number.NaN, contextStart: Number.NaN, contextEnd: Number.NaN, turnStarted: Number.NaN, ask: Number.NaN }
-        let contextEntries = 0
+        const marks = { runStarted: Number.NaN, assembleStart: Number.NaN, turnStarted: Number.NaN, ask: Number.NaN }
+        const reads = { entries: 0, calls: 0, ms: 0 }
         let messages = 0
+        let omitted = 0
         // The model notes when it is asked: that is the end of the measured span.
         const model = ScriptedModel.make((request) => {
           if (Number.isNaN(marks.ask)) {
             marks.ask = performance.now()
             messages = request.messages.length
+            const first = request.messages[0]
+            const note = first?.role === "user" ? /^\(The (\d+) earlier entries/.exec(first.text) : null
+            omitted = note === null ? 0 : Number(note[1])
           }
           return { text: "ok", usage: { inputTokens: 10, outputTokens: 1 } }
         })
-        // Times session.context (the entries root → head read back for the model); everything else is the session's own.
+        // The loop builds a turn's context with `assemble` (src/agent/Context.ts), which starts with
+        // `session.head(branch)` and reads entries with `session.entries` (or `session.entry`): those
+        // calls are timed while the first new turn is being assembled; everything else is the session's own.
+        const assembling = () => !Number.isNaN(marks.runStarted) && Number.isNaN(marks.turnStarted)
+        const timedRead = <A, E>(read: import("effect").Effect.Effect<A, E>, count: (a: A) => number): import("effect").Effect.Effect<A, E> =>
+          Effect.suspend(() => {
+            if (!assembling()) return read
+            const t = performance.now()
+            return Effect.tap(read, (a) =>
+              Effect.sync(() => {
+                reads.ms += performance.now() - t
+                reads.calls++
+                reads.entries += count(a)
+              })
+            )
+          })
         const timed: typeof session = {
           ...session,
-          context: (branch) =>
+          head: (branch) =>
             Effect.suspend(() => {
-              if (Number.isNaN(marks.contextStart)) marks.contextStart = performance.now()
-              return session.context(branch).pipe(
-                Effect.tap((entries) =>
-                  Effect.sync(() => {
-                    if (Number.isNaN(marks.contextEnd)) {
-                      marks.contextEnd = performance.now()
-                      contextEntries = entries.length
-                    }
-                  })
-                )
-              )
-            })
+              if (assembling() && Number.isNaN(marks.assembleStart)) marks.assembleStart = performance.now()
+              return session.head(branch)
+            }),
+          entry: (id) => timedRead(session.entry(id), () => 1),
+          entries: (ids) => timedRead(session.entries(ids), (entries) => entries.length)
         }
         const { authority } = yield* Authority.issue([Caveat.tools(["noop"])])
         const agent = yield* Agent.make(timed, { authority, model, tools: [noop], budget: { turnsMax: 1000 } })
@@ -122,12 +139,14 @@ try {
           openMs: at(opened),
           makeMs: at(made),
           runStartedMs: at(marks.runStarted),
-          contextStartMs: at(marks.contextStart),
-          contextEndMs: at(marks.contextEnd),
+          assembleStartMs: at(marks.assembleStart),
           turnStartedMs: at(marks.turnStarted),
           askMs: at(marks.ask),
-          contextEntries,
+          assembleEntries: reads.entries,
+          assembleReads: reads.calls,
+          assembleReadMs: reads.ms,
           messages,
+          omitted,
           turnsBefore,
           runsBefore,
           head,

@@ -33,7 +33,7 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Schema, type Scope } from "effect"
 import * as Agent from "../src/agent/Agent.ts"
-import { toMessages } from "../src/agent/Context.ts"
+import { assemble } from "../src/agent/Context.ts"
 import * as Authority from "../src/authority/Authority.ts"
 import * as Caveat from "../src/authority/Caveat.ts"
 import { crc32c } from "../src/internal/crc32c.ts"
@@ -89,8 +89,11 @@ interface Cycle {
   readonly record: number
   readonly calls: number
   readonly settle: number
-  readonly context: number
-  readonly messages: number
+  /** `assemble` (src/agent/Context.ts): from its `session.head` call to `turnStarted`, emitted as soon as it returns. */
+  readonly assemble: number
+  /** Entries `assemble` read through the session (cache hits included), and the time in those reads (part of `assemble`). */
+  readonly entries: number
+  readonly read: number
   readonly ask: number
 }
 
@@ -113,7 +116,9 @@ const freshBranch = (session: Session.Session, tag: string) =>
 /**
  * One run of `turns` turns on a fresh branch: turns 1 … turns−1 each propose
  * one no-op call, the last answers. With `instrument`, the model, the
- * session's context and the agent's updates are timed to split each cycle.
+ * agent's updates and `assemble` (through the session calls it makes: it
+ * starts with `session.head`, then reads entries with `session.entries`) are
+ * timed to split each cycle.
  */
 const longRun = (session: Session.Session, turns: number, instrument: boolean) =>
   Effect.gen(function* () {
@@ -123,9 +128,11 @@ const longRun = (session: Session.Session, turns: number, instrument: boolean) =
       modelDone: [] as Array<number>,
       recorded: [] as Array<number>,
       callDone: [] as Array<number>,
-      contextStart: [] as Array<number>,
-      contextEnd: [] as Array<number>,
-      turnStarted: [] as Array<number>
+      assembleStart: [] as Array<number>,
+      turnStarted: [] as Array<number>,
+      /** Per assemble (indexed like assembleStart): entries read, ms in the reads. */
+      entries: [] as Array<number>,
+      read: [] as Array<number>
     }
     const scripted = ScriptedModel.make((_request, index) => {
       marks.ask.push(now())
@@ -137,14 +144,28 @@ const longRun = (session: Session.Session, turns: number, instrument: boolean) =
           turn: (request, onProgress) => scripted.turn(request, onProgress).pipe(Effect.tap(() => Effect.sync(() => marks.modelDone.push(now()))))
         }
       : scripted
+    const timedRead = <A, E>(read: Effect.Effect<A, E>, count: (a: A) => number): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        const t = now()
+        return Effect.tap(read, (a) =>
+          Effect.sync(() => {
+            const k = marks.assembleStart.length - 1
+            if (k < 0) return
+            marks.entries[k] = (marks.entries[k] ?? 0) + count(a)
+            marks.read[k] = (marks.read[k] ?? 0) + (now() - t)
+          })
+        )
+      })
     const target: Session.Session = instrument
       ? {
           ...session,
-          context: (branch) =>
+          head: (branch) =>
             Effect.suspend(() => {
-              marks.contextStart.push(now())
-              return session.context(branch).pipe(Effect.tap(() => Effect.sync(() => marks.contextEnd.push(now()))))
-            })
+              marks.assembleStart.push(now())
+              return session.head(branch)
+            }),
+          entry: (id) => timedRead(session.entry(id), () => 1),
+          entries: (ids) => timedRead(session.entries(ids), (entries) => entries.length)
         }
       : session
     const { authority } = yield* Authority.issue([Caveat.tools(["noop"])])
@@ -164,6 +185,9 @@ const longRun = (session: Session.Session, turns: number, instrument: boolean) =
     for (let k = 1; k < marks.ask.length; k++) deltas.push((marks.ask[k] as number) - (marks.ask[k - 1] as number))
     const cycles: Array<Cycle> = []
     if (instrument) {
+      // One `session.head` per assemble, one assemble per turn: anything else means the marks do not line up.
+      if (marks.assembleStart.length !== turns)
+        throw new Error(`instrumentation: ${marks.assembleStart.length} assembles (session.head calls) for ${turns} turns`)
       const at = (xs: Array<number>, k: number) => xs[k] as number
       for (let k = 0; k < turns - 1; k++) {
         cycles.push({
@@ -171,9 +195,10 @@ const longRun = (session: Session.Session, turns: number, instrument: boolean) =
           model: at(marks.modelDone, k) - at(marks.ask, k),
           record: at(marks.recorded, k) - at(marks.modelDone, k),
           calls: at(marks.callDone, k) - at(marks.recorded, k),
-          settle: at(marks.contextStart, k + 1) - at(marks.callDone, k),
-          context: at(marks.contextEnd, k + 1) - at(marks.contextStart, k + 1),
-          messages: at(marks.turnStarted, k + 1) - at(marks.contextEnd, k + 1),
+          settle: at(marks.assembleStart, k + 1) - at(marks.callDone, k),
+          assemble: at(marks.turnStarted, k + 1) - at(marks.assembleStart, k + 1),
+          entries: marks.entries[k + 1] ?? 0,
+          read: marks.read[k + 1] ?? 0,
           ask: at(marks.ask, k + 1) - at(marks.turnStarted, k + 1)
         })
       }
@@ -233,7 +258,7 @@ const textLoop = (session: Session.Session, n: number) =>
 interface GResult {
   readonly runs: Array<LongRun>
   readonly instrumented: LongRun
-  /** session.context of the instrumented run's branch (200 entries), repeated: ms per call. */
+  /** `assemble` of the instrumented run's branch (200 entries, all in the session's entry cache), repeated: ms per call. */
   readonly context: { readonly entries: number; readonly ms: Array<number> }
   readonly propose: Array<number>
   readonly call: Array<number>
@@ -281,11 +306,12 @@ async function measureG(dir: string, durability: Durability, log: (m: string) =>
       const instrumented = yield* longRun(session, turns, true)
       // The context of that branch (the run's 200 entries), assembled again and again: its cost per entry.
       const context = { entries: 0, ms: [] as Array<number> }
+      const branch = session.activeBranch()
+      context.entries = session.tree().pathTo(yield* session.head(branch)).length
       for (let i = 0; i < 60; i++) {
         const t = now()
-        const entries = yield* session.context()
+        yield* assemble(session, branch, 0)
         if (i >= 10) context.ms.push(now() - t)
-        context.entries = entries.length
       }
       return { ...out, instrumented, context }
     })
@@ -297,7 +323,7 @@ function breakdown(cycles: ReadonlyArray<Cycle>): string {
   const m = (f: (c: Cycle) => number) => dur(median(cycles.map(f)))
   return (
     `turn record (propose, durable) ${m((c) => c.record)} → tool call (runCall) ${m((c) => c.calls)} → settle/loop ${m((c) => c.settle)} → ` +
-    `session.context ${m((c) => c.context)} → toMessages ${m((c) => c.messages)} → model port ${m((c) => c.ask)}; model itself ${m((c) => c.model)}`
+    `assemble ${m((c) => c.assemble)} (${num(median(cycles.map((c) => c.entries)))} entries, reading them ${m((c) => c.read)}) → model port ${m((c) => c.ask)}; model itself ${m((c) => c.model)}`
   )
 }
 
@@ -321,7 +347,7 @@ export async function sectionG(rows: Array<Row>, log: (message: string) => void)
     rows.push({
       id: fsync ? "g1" : "g2",
       measure: fsync
-        ? `Agent loop overhead per turn, fsync: ${g.runs.length} runs × 200 turns (ScriptedModel, immediate; 1 call of a no-op readOnly tool per turn, the last answers), each on an empty branch. overhead = turn p50 (model asked for turn k → asked for k+1) − Executor.runCall p50 (same no-op call, same session): the turn record (1 durable batch), settling, session.context, toMessages, the model port`
+        ? `Agent loop overhead per turn, fsync: ${g.runs.length} runs × 200 turns (ScriptedModel, immediate; 1 call of a no-op readOnly tool per turn, the last answers), each on an empty branch. overhead = turn p50 (model asked for turn k → asked for k+1) − Executor.runCall p50 (same no-op call, same session): the turn record (1 durable batch), settling, assemble (the context), the model port`
         : `  same, durability "os" (write, no fsync); same definition of overhead`,
       result: `overhead ${dur(overhead)} (turn ${p5090(deltas)}, mean per turn ${dur(turn.mean)}, max ${dur(turn.max)}; runCall ${p5090(g.call)})`,
       baseline: `1 durable session.append (${fsync ? "fsync" : '"os"'}), same session: ${p5090(g.append)}`,
@@ -388,7 +414,7 @@ export async function sectionG(rows: Array<Row>, log: (message: string) => void)
   })
   rows.push({
     id: "g7",
-    measure: `  session.context of a ${o.context.entries}-entry branch (the instrumented run's), in-process, warm, n=${o.context.ms.length}: it re-reads every entry from the journal on every turn`,
+    measure: `  assemble of a ${o.context.entries}-entry branch (the instrumented run's; its entries in the session's cache, as in the loop), in-process, warm, n=${o.context.ms.length}`,
     result: `"os" p50 ${dur(median(o.context.ms))} = ${num(perEntry(o), 1)} µs/entry; fsync session p50 ${dur(median(f.context.ms))} = ${num(perEntry(f), 1)} µs/entry`,
     baseline: `"os" overhead per turn (g2) ${dur(osOverhead)}`,
     ratio: `${num(1000 / Math.max(perEntry(o), 0.001), 0)} entries per 1 ms`,
@@ -448,12 +474,14 @@ interface ResumeReport {
   readonly openMs: number
   readonly makeMs: number
   readonly runStartedMs: number
-  readonly contextStartMs: number
-  readonly contextEndMs: number
+  readonly assembleStartMs: number
   readonly turnStartedMs: number
   readonly askMs: number
-  readonly contextEntries: number
+  readonly assembleEntries: number
+  readonly assembleReads: number
+  readonly assembleReadMs: number
   readonly messages: number
+  readonly omitted: number
   readonly turnsBefore: number
   readonly runsBefore: number
   readonly head: number
@@ -492,16 +520,21 @@ function phases(reports: ReadonlyArray<ResumeReport>): string {
   const m = (f: (r: ResumeReport) => number) => dur(median(reports.map(f)))
   return (
     `open ${m((r) => r.openMs)} → Agent.make ${m((r) => r.makeMs - r.openMs)} → user entry durable ${m((r) => r.runStartedMs - r.makeMs)} → ` +
-    `loop start ${m((r) => r.contextStartMs - r.runStartedMs)} → session.context ${m((r) => r.contextEndMs - r.contextStartMs)} (${num(reports[0]?.contextEntries ?? 0)} entries) → ` +
-    `toMessages ${m((r) => r.turnStartedMs - r.contextEndMs)} (${num(reports[0]?.messages ?? 0)} messages) → model port ${m((r) => r.askMs - r.turnStartedMs)}`
+    `loop start ${m((r) => r.assembleStartMs - r.runStartedMs)} → assemble ${m((r) => r.turnStartedMs - r.assembleStartMs)} ` +
+    `(${num(median(reports.map((r) => r.assembleEntries)))} entries read in ${num(median(reports.map((r) => r.assembleReads)))} call(s), reading ${m((r) => r.assembleReadMs)}; ` +
+    `${num(median(reports.map((r) => r.messages)))} messages, ${num(median(reports.map((r) => r.omitted)))} entries left out) → model port ${m((r) => r.askMs - r.turnStartedMs)}`
   )
 }
 
 interface Attribution {
+  /** assemble of the active branch on a fresh reader (empty entry cache): entries it read, ms; then again (entries cached). */
+  readonly assembleEntries: number
+  readonly assembleMs: number
+  readonly assembleCachedMs: number
+  /** session.path of the whole branch on a fresh reader (every entry read from the journal), then again (cached). */
   readonly entries: number
-  readonly contextMs: number
   readonly pathMs: number
-  readonly messagesMs: number
+  readonly pathCachedMs: number
   readonly openMs: number
   readonly frames: number
   readonly crcMs: number
@@ -515,18 +548,22 @@ interface Attribution {
 const best = (n: number, f: () => number) => Math.min(...Array.from({ length: n }, f))
 
 /**
- * Where the resume's time goes, measured in this process (warm): a reader
- * opens the session and assembles the context; the frames the context reads
- * are decoded again outside the journal (crc32c, JSON.parse, the codec's
- * decodePayloadBytes) to split the per-entry cost; the checkpoint's crc32c
- * and JSON.parse are timed alone.
+ * Where the resume's time goes, measured in this process (warm page cache):
+ * a fresh reader opens the session and runs `assemble` (what the loop does
+ * for a turn) with an empty entry cache, then again with the entries cached;
+ * another fresh reader reads the whole branch (`session.path`), every entry
+ * from the journal. The frames of all entries are decoded again outside the
+ * journal (crc32c, JSON.parse, the codec's decodePayloadBytes) to split the
+ * per-entry cost; the checkpoint's crc32c and JSON.parse are timed alone.
  */
 async function attribute(dir: string): Promise<Attribution> {
   const out = {
+    assembleEntries: 0,
+    assembleMs: Number.POSITIVE_INFINITY,
+    assembleCachedMs: Number.POSITIVE_INFINITY,
     entries: 0,
-    contextMs: Number.POSITIVE_INFINITY,
     pathMs: Number.POSITIVE_INFINITY,
-    messagesMs: Number.POSITIVE_INFINITY,
+    pathCachedMs: Number.POSITIVE_INFINITY,
     openMs: Number.POSITIVE_INFINITY
   }
   await run(
@@ -535,20 +572,34 @@ async function attribute(dir: string): Promise<Attribution> {
         let t = now()
         const session = yield* Session.openFile(dir, { writer: false })
         out.openMs = Math.min(out.openMs, now() - t)
+        let read = 0
+        const counted: Session.Session = {
+          ...session,
+          entry: (id) => Effect.tap(session.entry(id), () => Effect.sync(() => read++)),
+          entries: (ids) => Effect.tap(session.entries(ids), (entries) => Effect.sync(() => (read += entries.length)))
+        }
+        const branch = session.activeBranch()
+        // keepFrom = the head (the loop passes its run's user entry, the head or close to it): the walk stops at the budget.
+        const head = yield* session.head(branch)
         t = now()
-        const entries = yield* session.context()
-        out.contextMs = Math.min(out.contextMs, now() - t)
+        yield* assemble(counted, branch, head)
+        out.assembleMs = Math.min(out.assembleMs, now() - t)
+        out.assembleEntries = read
+        t = now()
+        yield* assemble(counted, branch, head)
+        out.assembleCachedMs = Math.min(out.assembleCachedMs, now() - t)
+        const other = yield* Session.openFile(dir, { writer: false })
+        t = now()
+        const entries = yield* other.path()
+        out.pathMs = Math.min(out.pathMs, now() - t)
         out.entries = entries.length
         t = now()
-        yield* session.path()
-        out.pathMs = Math.min(out.pathMs, now() - t)
-        t = now()
-        toMessages(entries)
-        out.messagesMs = Math.min(out.messagesMs, now() - t)
+        yield* other.path()
+        out.pathCachedMs = Math.min(out.pathCachedMs, now() - t)
       }
     })
   )
-  // The frames that hold an entry (what session.context reads, one journal.read per entry).
+  // The frames that hold an entry (what session.path reads).
   const payloads: Array<Uint8Array> = []
   for (const file of segmentFiles(dir)) {
     const data = new Uint8Array(fs.readFileSync(file))
@@ -623,7 +674,7 @@ export async function sectionH(rows: Array<Row>, log: (message: string) => void)
   const record = (key: keyof typeof results, report: ResumeReport, i: number) => {
     if (report.ok) results[key].push(report)
     log(
-      `  ${key} #${i + 1}: ${report.ok ? `first new turn asked after ${dur(report.askMs)} (open ${dur(report.openMs)}, context ${num(report.contextEntries)} entries in ${dur(report.contextEndMs - report.contextStartMs)}; ${report.turnsBefore} turns before; ${report.outcome})` : `ERROR ${report.error}`}`
+      `  ${key} #${i + 1}: ${report.ok ? `first new turn asked after ${dur(report.askMs)} (open ${dur(report.openMs)}, assemble ${dur(report.turnStartedMs - report.assembleStartMs)}: ${num(report.assembleEntries)} entries read; ${report.turnsBefore} turns before; ${report.outcome})` : `ERROR ${report.error}`}`
     )
   }
   resumeInChild(dir) // one unmeasured child: the first open after the "os" build, and a checkpoint by a clean writer close
@@ -730,10 +781,10 @@ export async function sectionH(rows: Array<Row>, log: (message: string) => void)
   const a = await attribute(dir)
   rows.push({
     id: "h6",
-    measure: `  session.context of all ${num(a.entries)} entries, in-process, warm (best of 3), split by what each entry read costs`,
-    result: `${dur(a.contextMs)} = ${num((a.contextMs / a.entries) * 1000, 1)} µs/entry; session.path ${dur(a.pathMs)}; toMessages ${dur(a.messagesMs)}`,
+    measure: `  reading entries, in-process, warm page cache, fresh reader (empty entry cache), best of 3: assemble (the loop's context of a turn), and session.path of the whole branch, split by what each entry read costs`,
+    result: `assemble ${dur(a.assembleMs)} reading ${num(a.assembleEntries)} entries = ${num((a.assembleMs / Math.max(1, a.assembleEntries)) * 1000, 1)} µs/entry (again, cached: ${dur(a.assembleCachedMs)}); session.path of all ${num(a.entries)} entries ${dur(a.pathMs)} = ${num((a.pathMs / Math.max(1, a.entries)) * 1000, 1)} µs/entry (again, cached: ${dur(a.pathCachedMs)})`,
     baseline: `the same ${num(a.frames)} frames decoded outside the journal: crc32c ${dur(a.crcMs)}, utf-8 + JSON.parse ${dur(a.parseMs)}, decodePayloadBytes (parse + Schema validation of every event) ${dur(a.decodeMs)}`,
-    ratio: `decode ${((a.decodeMs / a.pathMs) * 100).toFixed(0)}%, crc ${((a.crcMs / a.pathMs) * 100).toFixed(0)}% of path`,
+    ratio: `decode ${((a.decodeMs / a.pathMs) * 100).toFixed(0)}%, crc ${((a.crcMs / a.pathMs) * 100).toFixed(0)}% of uncached path`,
     target: "—",
     status: "info"
   })

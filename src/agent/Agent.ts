@@ -359,6 +359,9 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           const request = call.approval
           assert(request !== undefined, "AuthorityInv", `call ${call.callId} awaits approval without a request`)
           if (callOf(call.callId).state !== "awaitingApproval") return
+          // Past the deadline nobody is asked any more (spec: Wait needs the budget): the request is withdrawn.
+          const spent = yield* budgetSpent(run)
+          if (spent !== undefined) return yield* Approvals.withdraw(session, call.callId, spent)
           const question: Question = {
             runId,
             callId: call.callId,
@@ -389,6 +392,9 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
                       time
                     }))
                   )
+                  // A yes that comes after the run's deadline starts nothing (spec: StartCall needs the budget).
+                  const late = yield* budgetSpent(runOf(runId))
+                  if (late !== undefined) return yield* Approvals.withdraw(session, call.callId, late)
                   const decided = answer.approve
                     ? Approvals.approve(session, call.callId, answer.by, { argsHash: request.argsHash })
                     : Approvals.reject(session, call.callId, answer.by, answer.note ?? "declined")

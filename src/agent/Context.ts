@@ -62,10 +62,36 @@ export interface Assembled {
   readonly chars: number
 }
 
+/** Entries `assemble` reads with one `session.entries` call: at most, and at least (unless the branch ends first). */
+const readChunkMax = 256
+const readChunkMin = 16
+
 /**
  * The messages for `branch`, newest first until `charsMax` is reached, cut at
  * a user entry; entries from `keepFrom` (the run's user entry) on are always in.
+ * Entries are read in chunks (one batched `session.entries` each), sized from
+ * the characters still within the budget, so a walk reads about what it shows.
  */
+// An entry's messages change only with its calls' outcomes (a compensation, say): rendered once per
+// outcome signature, they make a turn cost what it adds, not the whole branch again.
+const renderings = new WeakMap<Session, Map<number, { readonly signature: string; readonly messages: ReadonlyArray<Message>; readonly size: number }>>()
+
+function rendered(session: Session, entry: Entry, calls: ReadonlyArray<Call>): { readonly messages: ReadonlyArray<Message>; readonly size: number } {
+  let cache = renderings.get(session)
+  if (cache === undefined) {
+    cache = new Map()
+    renderings.set(session, cache)
+  }
+  const signature = calls.map((c) => `${c.state}${c.attempt}`).join()
+  const hit = cache.get(entry.id)
+  if (hit !== undefined && hit.signature === signature) return hit
+  const messages = entryMessages(entry, calls)
+  const fresh = { signature, messages, size: charsOf(messages) }
+  if (cache.size >= Limits.entryCacheMax) cache.delete(cache.keys().next().value as number)
+  cache.set(entry.id, fresh)
+  return fresh
+}
+
 export const assemble = (session: Session, branch: string, keepFrom: number, charsMax: number = Limits.contextCharsMax): Effect.Effect<Assembled, ReadError> =>
   Effect.gen(function* () {
     const ids = session.tree().pathTo(yield* session.head(branch))
@@ -73,19 +99,29 @@ export const assemble = (session: Session, branch: string, keepFrom: number, cha
     let chars = 0
     let shownChars = 0
     let from = ids.length
-    for (let i = ids.length - 1; i >= 0; i--) {
-      const entry = yield* session.entry(ids[i] as number)
-      const calls = session.calls().ofEntry(entry.id)
-      for (const call of calls) {
-        assert(terminalStates.has(call.state), "PairingInv", `entry ${entry.id} is handed to a model with call ${call.callId} in state ${call.state}`)
-      }
-      const messages = entryMessages(entry, calls)
-      chars += charsOf(messages)
-      if (chars > charsMax && entry.id < keepFrom) break
-      parts[i] = messages
-      if (entry.type === userEntry) {
-        from = i
-        shownChars = chars
+    let i = ids.length - 1
+    walk: while (i >= 0) {
+      // Past the budget only the run's own entries remain to be read (then the walk stops): small chunks.
+      const seen = ids.length - 1 - i
+      const estimate = chars >= charsMax ? readChunkMin : seen === 0 ? readChunkMax : Math.ceil((charsMax - chars) / (chars / seen)) + 1
+      const size = Math.min(readChunkMax, Math.max(readChunkMin, estimate))
+      const entries = yield* session.entries(ids.slice(Math.max(0, i + 1 - size), i + 1))
+      for (let k = entries.length - 1; k >= 0; k--, i--) {
+        const entry = entries[k] as Entry
+        const calls = session.calls().ofEntry(entry.id)
+        for (const call of calls) {
+          if (!terminalStates.has(call.state)) {
+            assert(false, "PairingInv", `entry ${entry.id} is handed to a model with call ${call.callId} in state ${call.state}`)
+          }
+        }
+        const { messages, size } = rendered(session, entry, calls)
+        chars += size
+        if (chars > charsMax && entry.id < keepFrom) break walk
+        parts[i] = messages
+        if (entry.type === userEntry) {
+          from = i
+          shownChars = chars
+        }
       }
     }
     const messages = parts.slice(from).flat()

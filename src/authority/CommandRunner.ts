@@ -243,7 +243,9 @@ export function make(options: Options): CommandRunner {
         const status = yield* sandbox
         const cwd = options.cwd.root
         const line = options.shell === true ? ["/bin/sh", "-c", [shellQuote(executable), ...args].join(" ")] : [executable, ...args]
-        const argv = status.kind === "bwrap" && bwrapPath !== undefined ? [bwrapPath, ...bwrapArgs(cwd, options.network ?? false), "--", ...line] : line
+        const programs = [executable, realpathOr(executable)]
+        const argv =
+          status.kind === "bwrap" && bwrapPath !== undefined ? [bwrapPath, ...bwrapArgs(cwd, options.network ?? false, programs), "--", ...line] : line
         assert(argv[argv.length - line.length] === line[0], "AuthorityInv", "the program that runs is the allowed one (or the granted shell)")
         return yield* spawnBounded({
           program,
@@ -339,7 +341,9 @@ const install =
   "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap; Alpine: apk add bubblewrap)"
 
 /** bwrap's arguments: read-only everything, the workspace read-write, fresh namespaces, no capabilities. */
-export function bwrapArgs(cwd: string, network: boolean): Array<string> {
+export function bwrapArgs(cwd: string, network: boolean, programs: ReadonlyArray<string> = []): Array<string> {
+  // /tmp is private in the sandbox: an allowed program that lives under it is bound back, read-only.
+  const underTmp = [...new Set(programs.filter((p) => p.startsWith("/tmp/")).map((p) => path.dirname(p)))]
   return [
     "--die-with-parent",
     "--unshare-all",
@@ -356,6 +360,7 @@ export function bwrapArgs(cwd: string, network: boolean): Array<string> {
     "/proc",
     "--tmpfs",
     "/tmp",
+    ...underTmp.flatMap((dir) => ["--ro-bind", dir, dir]),
     "--bind",
     cwd,
     cwd,
@@ -621,4 +626,12 @@ function startFailure(program: string, e: unknown): CommandFailedToStart {
   const reason =
     code === "ENOENT" ? "the executable is not there (no such file)" : code === "EACCES" ? "permission denied" : e instanceof Error ? e.message : String(e)
   return new CommandFailedToStart({ program, reason, retryable: code === "EAGAIN" || code === "EMFILE" || code === "ENFILE" })
+}
+
+const realpathOr = (p: string): string => {
+  try {
+    return fs.realpathSync(p)
+  } catch {
+    return p
+  }
 }

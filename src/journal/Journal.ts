@@ -81,6 +81,13 @@ export interface JournalShape {
   /** The synchronous half of `append`, for callers that must fold the batch in the same tick they sequence it (Session). */
   readonly sequence: (events: ReadonlyArray<Event>, fence: Fence) => Sequenced | StaleWriter | JournalAppendRejected | JournalIOError
   readonly read: (from: number, to?: number) => Effect.Effect<ReadonlyArray<Committed>, JournalReadError>
+  /**
+   * The events at `positions` (any order, repeats allowed), in that order,
+   * with one store read per group of frames: each frame checksummed and its
+   * events validated, once however many of them are asked. Every position must
+   * be durable (1..durableHead); asking for another one is a bug (a defect).
+   */
+  readonly readMany: (positions: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<Committed>, JournalReadError>
   readonly acquireLease: (
     owner: string,
     options?: { readonly takeover?: boolean; readonly time?: number }
@@ -105,6 +112,8 @@ export interface OpenOptions extends FileStoreOptions {
 export type OpenError = JournalReadError | JournalNotFound | SessionLocked
 
 const checkpointVersion = 1
+/** Frames one store read covers at most (`read`, `readMany`): bounds the bytes held at once. */
+const readFramesMax = 1024
 
 interface CheckpointFile {
   readonly v: number
@@ -299,31 +308,86 @@ function fromStore(
       return "durable" in sequenced ? sequenced.durable : Effect.fail(sequenced)
     })
 
+  /**
+   * Frames `frames` (indices into the frame index) with one store read: each
+   * checksummed by the store, then decoded with its events validated (the
+   * pair of checks at the boundary), in the order given.
+   */
+  const readFrames = (frames: ReadonlyArray<number>): Array<Batch> => {
+    const payloads = store.readPayloads(frames.map((i) => index.location(i)))
+    return frames.map((i, k) => {
+      const batch = decodePayloadBytes(payloads[k] as Uint8Array, migrations)
+      if ("kind" in batch) throw new JournalRecordInvalid({ path: store.path, offset: index.offset[i] as number, reason: batch.reason })
+      if (batch.position !== index.first[i]) {
+        assert(false, "PrefixRecoveryInv", `frame at ${index.offset[i]} moved: ${batch.position} != ${index.first[i]}`)
+      }
+      return batch
+    })
+  }
+
+  const readError = (e: unknown): JournalReadError => {
+    if (e instanceof JournalCorrupt || e instanceof JournalRecordInvalid || e instanceof JournalIOError || e instanceof JournalVersionUnsupported) return e
+    if (e instanceof Error && e.name === "InvariantViolation") throw e
+    return new JournalIOError({ path: store.path, operation: "read", reason: String(e) })
+  }
+
   const read = (from: number, to?: number): Effect.Effect<ReadonlyArray<Committed>, JournalReadError> =>
     Effect.try({
       try: () => {
         const last = Math.min(to ?? durableHead, durableHead)
         const out: Array<Committed> = []
-        let i = index.find(Math.max(from, 1))
-        while (i >= 0 && i < index.first.length) {
-          const location = index.location(i)
-          const batch = decodePayloadBytes(store.readPayload(location), migrations)
-          if ("kind" in batch) throw new JournalRecordInvalid({ path: store.path, offset: location.offset, reason: batch.reason })
-          assert(batch.position === index.first[i], "PrefixRecoveryInv", `frame at ${location.offset} moved: ${batch.position} != ${index.first[i]}`)
-          for (const [k, event] of batch.events.entries()) {
-            const position = batch.position + k
-            if (position >= from && position <= last) out.push({ position, epoch: batch.epoch, event })
+        const first = index.find(Math.max(from, 1))
+        if (first < 0 || last < Math.max(from, 1)) return out
+        const end = index.find(last)
+        // In groups of frames, each group one store read: the bytes held at once stay bounded.
+        for (let i = first; i <= end; i += readFramesMax) {
+          const frames = Array.from({ length: Math.min(readFramesMax, end - i + 1) }, (_, k) => i + k)
+          for (const batch of readFrames(frames)) {
+            for (const [k, event] of batch.events.entries()) {
+              const position = batch.position + k
+              if (position >= from && position <= last) out.push({ position, epoch: batch.epoch, event })
+            }
           }
-          if (batch.position + batch.events.length > last) break
-          i++
         }
         return out
       },
-      catch: (e) => {
-        if (e instanceof JournalCorrupt || e instanceof JournalRecordInvalid || e instanceof JournalIOError || e instanceof JournalVersionUnsupported) return e
-        if (e instanceof Error && e.name === "InvariantViolation") throw e
-        return new JournalIOError({ path: store.path, operation: "read", reason: String(e) })
-      }
+      catch: readError
+    })
+
+  const readMany = (positions: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Committed>, JournalReadError> =>
+    Effect.try({
+      try: () => {
+        const out = new Array<Committed>(positions.length)
+        for (let from = 0; from < positions.length; from += readFramesMax) {
+          const to = Math.min(positions.length, from + readFramesMax)
+          // Each frame once, however many of the positions it holds.
+          const frames: Array<number> = []
+          const slotOf = new Map<number, number>()
+          const slots: Array<number> = []
+          for (let k = from; k < to; k++) {
+            const position = positions[k] as number
+            if (!(Number.isSafeInteger(position) && position >= 1 && position <= durableHead)) {
+              assert(false, "PrefixRecoveryInv", `readMany of position ${position}, outside the durable log 1..${durableHead}`)
+            }
+            const i = index.find(position)
+            let slot = slotOf.get(i)
+            if (slot === undefined) {
+              slot = frames.length
+              slotOf.set(i, slot)
+              frames.push(i)
+            }
+            slots.push(slot)
+          }
+          const batches = readFrames(frames)
+          for (let k = from; k < to; k++) {
+            const batch = batches[slots[k - from] as number] as Batch
+            const position = positions[k] as number
+            out[k] = { position, epoch: batch.epoch, event: batch.events[position - batch.position] as Event }
+          }
+        }
+        return out
+      },
+      catch: readError
     })
 
   const acquireLease: JournalShape["acquireLease"] = (owner, options = {}) =>
@@ -368,6 +432,7 @@ function fromStore(
     append,
     sequence,
     read,
+    readMany,
     acquireLease,
     releaseLease: Effect.sync(() => store.unlock()),
     checkpoint

@@ -36,6 +36,14 @@ export class MemoryStore implements Store {
     return frame.subarray(frameHeaderBytes)
   }
 
+  readPayloads(locations: ReadonlyArray<Location>): Array<Uint8Array> {
+    // Checked in file order, so the first damaged frame is the one reported, as on disk.
+    const order = locations.map((_, i) => i).sort((a, b) => (locations[a] as Location).offset - (locations[b] as Location).offset)
+    const out = new Array<Uint8Array>(locations.length)
+    for (const i of order) out[i] = this.readPayload(locations[i] as Location)
+    return out
+  }
+
   /** Every frame, as a file store's scan would return them. */
   scan(): Array<ScannedFrame> {
     let offset = headerBytes

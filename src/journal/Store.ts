@@ -33,6 +33,13 @@ export interface Store {
   append(frame: Uint8Array, firstPosition: number): Promise<Location>
   /** The payload bytes of a frame, checksum verified. */
   readPayload(location: Location): Uint8Array
+  /**
+   * The payload bytes of several frames, each checksum verified, in the order
+   * of `locations` (which may repeat): what `readPayload` gives for each, with
+   * fewer reads (neighbouring frames may share one). A damaged frame fails the
+   * whole call as `readPayload` would, the first one in file order.
+   */
+  readPayloads(locations: ReadonlyArray<Location>): Array<Uint8Array>
   /** Where the log ends now (for checkpoints). */
   mark(): StoreMark
   /** Replaces the checkpoint atomically (a crash leaves the old one or the new one). */

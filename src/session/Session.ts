@@ -96,6 +96,13 @@ export interface Session {
   /** The tree, read-only (for drawing). */
   readonly tree: () => Pick<Tree, "branches" | "active" | "labels" | "isEntry" | "parentOf" | "head" | "pathTo">
   readonly entry: (id: number) => Effect.Effect<Entry, ReadError>
+  /**
+   * The entries `ids` (any order, repeats allowed), in that order: those not
+   * in the session's cache with one batched journal read, each frame checked
+   * and validated as `entry` does. An id that is not a durable entry fails
+   * the whole call with UnknownEntry (the first such id), and nothing is read.
+   */
+  readonly entries: (ids: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<Entry>, ReadError>
   /** Entries root → head of `branch` (default: the active one). */
   readonly path: (branch?: string) => Effect.Effect<ReadonlyArray<Entry>, ReadError>
   /**
@@ -390,26 +397,45 @@ export const open = (
     }
     const withLabel = (entry: Omit<Entry, "label">): Entry => ({ ...entry, label: state.tree.labels.get(entry.id) })
 
-    const readEntry = (id: number): Effect.Effect<Entry, JournalReadError> => {
-      const cached = cache.get(id)
-      if (cached !== undefined) return Effect.succeed(withLabel(cached))
-      return journal.read(id, id).pipe(
-        Effect.map((committed) => {
-          const event = committed[0]?.event
-          assert(event?._tag === "entry.appended", "TreeInv", `entry ${id} is not an entry.appended record`)
-          const entry = { id, parentId: event.parentId, type: event.type, at: event.time, payload: event.payload }
-          remember(entry)
-          return withLabel(entry)
+    /** Entries `ids` (each an entry of the tree): cached ones at once, the others with one batched journal read. */
+    const readEntries = (ids: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Entry>, JournalReadError> =>
+      Effect.suspend(() => {
+        const out = new Array<Entry>(ids.length)
+        const missing: Array<number> = []
+        const slots: Array<number> = []
+        for (let k = 0; k < ids.length; k++) {
+          const id = ids[k] as number
+          const cached = cache.get(id)
+          if (cached !== undefined) out[k] = withLabel(cached)
+          else {
+            // An entry folded in but not yet durable has not been remembered either: reading it is a bug, as before.
+            if (id > journal.durableHead()) assert(false, "TreeInv", `entry ${id} is read before it is durable (durable head ${journal.durableHead()})`)
+            missing.push(id)
+            slots.push(k)
+          }
+        }
+        if (missing.length === 0) return Effect.succeed(out)
+        return Effect.map(journal.readMany(missing), (committed) => {
+          for (let m = 0; m < missing.length; m++) {
+            const id = missing[m] as number
+            const event = committed[m]?.event
+            if (event?._tag !== "entry.appended") assert(false, "TreeInv", `entry ${id} is not an entry.appended record`)
+            const entry = { id, parentId: event.parentId, type: event.type, at: event.time, payload: event.payload }
+            remember(entry)
+            out[slots[m] as number] = withLabel(entry)
+          }
+          return out
         })
-      )
-    }
+      })
 
-    const readEntries = (ids: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Entry>, JournalReadError> => Effect.forEach(ids, readEntry)
+    const entries = (ids: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Entry>, ReadError> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<Entry>, ReadError> => {
+        const head = journal.durableHead()
+        for (const id of ids) if (!(state.tree.isEntry(id) && id <= head)) return Effect.fail(new UnknownEntry({ entryId: id, head }))
+        return readEntries(ids)
+      })
 
-    const entry = (id: number): Effect.Effect<Entry, ReadError> =>
-      state.tree.isEntry(id) && id <= journal.durableHead()
-        ? readEntries([id]).pipe(Effect.map((entries) => entries[0] as Entry))
-        : Effect.fail(new UnknownEntry({ entryId: id, head: journal.durableHead() }))
+    const entry = (id: number): Effect.Effect<Entry, ReadError> => Effect.map(entries([id]), (read) => read[0] as Entry)
 
     if (writer) {
       if (statusOf(state.snapshot) === "closed") {
@@ -441,6 +467,7 @@ export const open = (
       labels: () => state.tree.labels,
       tree: () => state.tree,
       entry,
+      entries,
       path: (branch) => headOf(branch).pipe(Effect.flatMap((head) => readEntries(state.tree.pathTo(head)))),
       append: (type, payload, options = {}) =>
         commit((time): ReadonlyArray<Event> | SessionNotActive | InvalidRequest | RunRefused => {
