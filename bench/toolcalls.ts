@@ -63,7 +63,7 @@ const authorizedOf = (callId: string, time: number): ToolCallEvent => ({
   _tag: "tool.call.authorized",
   callId,
   capability: "test-capability",
-  blocks: ["test-capability"],
+  blocks: ["test-capability"], approvalRequired: false,
   time
 })
 const startedOf = (sessionId: string, callId: string, time: number): ToolCallEvent => ({
@@ -589,7 +589,7 @@ export async function journaledUnderAuthority(
           if (!verdict.granted) throw new Error(`the bench capability denies peek: ${verdict.message}`)
           const time = Date.now()
           const events: Array<Event> = [
-            { _tag: "tool.call.authorized", callId: "a000000", capability: verdict.capability, blocks: [...verdict.blocks], time },
+            { _tag: "tool.call.authorized", callId: "a000000", capability: verdict.capability, blocks: [...verdict.blocks], approvalRequired: false, time },
             startedOf(session.id, "a000000", time)
           ]
           return encodeFrame({ position: 5000, epoch: 2, events }).length

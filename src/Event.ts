@@ -199,6 +199,8 @@ export const ToolCallAuthorized = Schema.TaggedStruct("tool.call.authorized", {
   capability: Hash,
   /** The token's block ids: each one's use counter counts this call (a parent's budget counts a sub-agent's calls). */
   blocks: Schema.Array(Hash),
+  /** The capability demands an approval: the call may start only once approved (never straight from authorized). */
+  approvalRequired: Schema.Boolean,
   time: Time
 })
 /** Deny: no capability covers the call; nothing runs, and the model sees `message` (the missing authority). */

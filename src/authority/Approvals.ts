@@ -121,7 +121,8 @@ function decide(
     }
     if (call.state !== "awaitingApproval") {
       const message = `call ${callId} was already decided (${call.state}); this decision does not count`
-      if (call.state === "approved" || call.state === "rejected" || call.state === "expired") return yield* ignore("alreadyDecided", message)
+      // Every decision after a request is an audit record, whatever became of the call since (started, finished…).
+      if (call.approval !== undefined && call.state !== "denied") return yield* ignore("alreadyDecided", message)
       return yield* new ApprovalIgnored({ callId, by, why: "alreadyDecided", message })
     }
     const request = call.approval

@@ -90,7 +90,14 @@ export const runCall = (session: Session, tools: Registry, callId: string, optio
       yield* session.recordCall((time) => ({ _tag: "tool.call.denied", callId, reason: verdict.reason, message: verdict.message, time }))
       return current(session, callId)
     }
-    const authorized: ToolCallEvent = { _tag: "tool.call.authorized", callId, capability: verdict.capability, blocks: [...verdict.blocks], time: 0 }
+    const authorized: ToolCallEvent = {
+      _tag: "tool.call.authorized",
+      callId,
+      capability: verdict.capability,
+      blocks: [...verdict.blocks],
+      approvalRequired: verdict.approval !== undefined,
+      time: 0
+    }
     if (verdict.approval === undefined) return yield* attempts(session, tool, call, input.value, options, [authorized])
     const demand = verdict.approval
     const argsHash = yield* Effect.promise(() => hashArguments(call.input))

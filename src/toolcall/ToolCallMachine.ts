@@ -36,12 +36,15 @@ export interface ToolCallContext {
   readonly argsHash: string
   /** When an approval request expires (ms; 0 until requested). */
   readonly deadline: number
+  /** The authorizing capability demands an approval: `authorized` may not start (AuthorityInv). */
+  readonly approvalRequired: boolean
 }
 
 const attemptOf = (e: ToolCallMachineEvent): number => ("attempt" in e ? e.attempt : -1)
 const keyOf = (e: ToolCallMachineEvent): string => ("key" in e ? e.key : "")
 const hashOf = (e: ToolCallMachineEvent): string => ("argsHash" in e ? e.argsHash : "")
 const timeOf = (e: ToolCallMachineEvent): number => ("time" in e ? e.time : 0)
+const requiresApproval = (e: ToolCallMachineEvent): boolean => e._tag === "tool.call.authorized" && e.approvalRequired
 
 export const toolCallMachine = setup({
   types: {
@@ -56,11 +59,16 @@ export const toolCallMachine = setup({
     rejectedBeforeStart: ({ event }) => attemptOf(event.event) === 0,
     // ExpiryInv: an approval counts only for the requested arguments and before the deadline.
     approvalInTime: ({ context, event }) => hashOf(event.event) === context.argsHash && timeOf(event.event) < context.deadline,
-    pastDeadline: ({ context, event }) => timeOf(event.event) >= context.deadline
+    pastDeadline: ({ context, event }) => timeOf(event.event) >= context.deadline,
+    // AuthorityInv: a call whose capability demands an approval starts only from approved.
+    firstAttemptUnapproved: ({ context, event }) => attemptOf(event.event) === 1 && !context.approvalRequired,
+    // A decision after a request is kept for the audit (ignored), whatever became of the call.
+    requested: ({ context }) => context.argsHash !== ""
   },
   actions: {
     recordStart: assign(({ event }) => ({ key: keyOf(event.event), attempt: attemptOf(event.event), retryable: false })),
     recordFailure: assign(({ event }) => ({ retryable: event.event._tag === "tool.call.failed" && event.event.retryable })),
+    recordAuthorization: assign(({ event }) => ({ approvalRequired: requiresApproval(event.event) })),
     recordRequest: assign(({ event }) => ({
       argsHash: hashOf(event.event),
       deadline: event.event._tag === "tool.call.awaitingApproval" ? event.event.deadline : 0
@@ -69,19 +77,19 @@ export const toolCallMachine = setup({
 }).createMachine({
   id: "toolCall",
   // A constant context: XState's `transition` re-evaluates it for every step, so it must be cheap and need no input.
-  context: { key: "", attempt: 0, retryable: false, argsHash: "", deadline: 0 },
+  context: { key: "", attempt: 0, retryable: false, argsHash: "", deadline: 0, approvalRequired: false },
   initial: "proposed",
   states: {
     proposed: {
       on: {
-        "tool.call.authorized": { target: "authorized" },
+        "tool.call.authorized": { target: "authorized", actions: "recordAuthorization" },
         "tool.call.denied": { target: "denied" },
         "tool.call.failed": { target: "failed", guard: "rejectedBeforeStart" }
       }
     },
     authorized: {
       on: {
-        "tool.call.started": { target: "started", guard: "firstAttempt", actions: "recordStart" },
+        "tool.call.started": { target: "started", guard: "firstAttemptUnapproved", actions: "recordStart" },
         "tool.call.awaitingApproval": { target: "awaitingApproval", actions: "recordRequest" },
         "tool.call.failed": { target: "failed", guard: "rejectedBeforeStart" }
       }
@@ -110,25 +118,30 @@ export const toolCallMachine = setup({
         "tool.call.failed": { target: "failed", guard: "currentAttempt", actions: "recordFailure" },
         "tool.call.cancelled": { target: "cancelled", guard: "currentAttempt" },
         "tool.call.timedOut": { target: "timedOut", guard: "currentAttempt" },
-        recover: { target: "inDoubt" }
+        recover: { target: "inDoubt" },
+        "tool.call.decisionIgnored": { target: "started", guard: "requested" }
       }
     },
     inDoubt: {
       on: {
         "tool.call.succeeded": { target: "succeeded", guard: "currentAttempt" },
         // Reconcile / CloseUnknown (not retryable), or the first half of Rerun (retryable: the lost attempt closed).
-        "tool.call.failed": { target: "failed", guard: "currentAttempt", actions: "recordFailure" }
+        "tool.call.failed": { target: "failed", guard: "currentAttempt", actions: "recordFailure" },
+        "tool.call.decisionIgnored": { target: "inDoubt", guard: "requested" }
       }
     },
     succeeded: {
-      on: { "tool.call.compensated": { target: "compensated" } }
+      on: { "tool.call.compensated": { target: "compensated" }, "tool.call.decisionIgnored": { target: "succeeded", guard: "requested" } }
     },
     failed: {
-      on: { "tool.call.started": { target: "started", guard: "retryableNextAttempt", actions: "recordStart" } }
+      on: {
+        "tool.call.started": { target: "started", guard: "retryableNextAttempt", actions: "recordStart" },
+        "tool.call.decisionIgnored": { target: "failed", guard: "requested" }
+      }
     },
-    cancelled: {},
-    timedOut: {},
-    compensated: {}
+    cancelled: { on: { "tool.call.decisionIgnored": { target: "cancelled", guard: "requested" } } },
+    timedOut: { on: { "tool.call.decisionIgnored": { target: "timedOut", guard: "requested" } } },
+    compensated: { on: { "tool.call.decisionIgnored": { target: "compensated", guard: "requested" } } }
   }
 })
 
@@ -169,8 +182,13 @@ export const terminalStates: ReadonlySet<ToolCallState> = new Set([
 
 /** States after a decision was asked for, where a decision that does not count is recorded (and ignored). */
 const decidedStates: ReadonlySet<ToolCallState> = new Set(["awaitingApproval", "approved", "rejected", "expired"])
+/** States after a start; a late decision is recorded there too if an approval was requested. */
+const afterStartStates: ReadonlySet<ToolCallState> = new Set(["started", "inDoubt", "succeeded", "failed", "cancelled", "timedOut", "compensated"])
 
-export const initialCall: CallSnapshot = { value: "proposed", context: { key: "", attempt: 0, retryable: false, argsHash: "", deadline: 0 } }
+export const initialCall: CallSnapshot = {
+  value: "proposed",
+  context: { key: "", attempt: 0, retryable: false, argsHash: "", deadline: 0, approvalRequired: false }
+}
 
 /**
  * The machine's transition function written out: XState's `transition`
@@ -188,7 +206,7 @@ export function reduceCall(call: CallSnapshot, event: ToolCallMachineEvent): Cal
   const start = (): CallSnapshot => ({ value: "started", context: { ...context, key: keyOf(event), attempt, retryable: false } })
   switch (event._tag) {
     case "tool.call.authorized":
-      return value === "proposed" ? { value: "authorized", context } : undefined
+      return value === "proposed" ? { value: "authorized", context: { ...context, approvalRequired: event.approvalRequired } } : undefined
     case "tool.call.denied":
       return value === "proposed" ? { value: "denied", context } : undefined
     case "tool.call.awaitingApproval":
@@ -200,9 +218,10 @@ export function reduceCall(call: CallSnapshot, event: ToolCallMachineEvent): Cal
     case "tool.call.expired":
       return value === "awaitingApproval" && event.time >= context.deadline ? { value: "expired", context } : undefined
     case "tool.call.decisionIgnored":
-      return decidedStates.has(value) ? call : undefined
+      return decidedStates.has(value) || (context.argsHash !== "" && afterStartStates.has(value)) ? call : undefined
     case "tool.call.started":
-      if ((value === "authorized" || value === "approved") && attempt === 1) return start()
+      if (value === "authorized" && attempt === 1 && !context.approvalRequired) return start()
+      if (value === "approved" && attempt === 1) return start()
       if (value === "failed" && context.retryable && sameKeyNext) return start()
       return undefined
     case "tool.call.succeeded":

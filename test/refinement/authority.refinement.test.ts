@@ -196,8 +196,8 @@ function ignoredReason(s: AuthorityState, c: Call, p: string, h: Call, yes: bool
     if (yes && hashOf(h) !== req.hash) return { why: "argumentsChanged", journaled: true }
     return { why: "expired", journaled: true }
   }
-  // A call decided before: the ToolCall machine keeps the audit record while the decision is the last word (not once started or denied).
-  return { why: "alreadyDecided", journaled: status === "approved" || status === "rejected" || status === "expired" }
+  // A call decided before: the ToolCall machine keeps the audit record of every decision after a request, started or not.
+  return { why: "alreadyDecided", journaled: status !== "denied" && request(s, c) !== undefined }
 }
 
 type Plan = { readonly kind: "skip"; readonly reason: string } | { readonly kind: "refused"; readonly what: string } | { readonly kind: "steps" }

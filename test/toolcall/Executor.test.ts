@@ -251,7 +251,7 @@ describe("Executor", () => {
       const duplicate = yield* Effect.flip(s.propose("assistant", {}, [{ callId: "c1", tool: "t", input: {} }]))
       assert.strictEqual(duplicate._tag, "ToolCallRefused")
       yield* s.recordCall((time) => [
-        { _tag: "tool.call.authorized", callId: "c1", capability: "test-capability", blocks: ["test-capability"], time },
+        { _tag: "tool.call.authorized", callId: "c1", capability: "test-capability", blocks: ["test-capability"], approvalRequired: false, time },
         { _tag: "tool.call.started", callId: "c1", key: "k", attempt: 1, time }
       ])
       yield* s.recordCall((time) => ({ _tag: "tool.call.cancelled", callId: "c1", attempt: 1, time }))
@@ -293,7 +293,7 @@ describe("Executor", () => {
           for (const callId of ["i", "u", "p"]) {
             const key = Tool.idempotencyKey(s.id, callId)
             yield* s.recordCall((time) => [
-              { _tag: "tool.call.authorized", callId: callId, capability: "test-capability", blocks: ["test-capability"], time },
+              { _tag: "tool.call.authorized", callId: callId, capability: "test-capability", blocks: ["test-capability"], approvalRequired: false, time },
               { _tag: "tool.call.started", callId, key, attempt: 1, time }
             ])
             ledger.runs.push({ key, attempt: 1 })

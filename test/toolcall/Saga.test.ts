@@ -85,7 +85,7 @@ describe("Saga (atomic groups)", () => {
           yield* Executor.runCall(s, tools, "flight")
           // The hotel step starts, its effect may have happened, and the process dies.
           yield* s.recordCall((time) => [
-            { _tag: "tool.call.authorized", callId: "hotel", capability: "test-capability", blocks: ["test-capability"], time },
+            { _tag: "tool.call.authorized", callId: "hotel", capability: "test-capability", blocks: ["test-capability"], approvalRequired: false, time },
             { _tag: "tool.call.started", callId: "hotel", key: Tool.idempotencyKey(s.id, "hotel"), attempt: 1, time }
           ])
           fs.unlinkSync(`${dir}/writer.lock`)

@@ -42,7 +42,8 @@ function events(): Array<ToolCallMachineEvent> {
     out.push({ _tag: "tool.call.cancelled", callId: "c", attempt, time: 0 } as ToolCallEvent)
     out.push({ _tag: "tool.call.timedOut", callId: "c", attempt, time: 0 } as ToolCallEvent)
   }
-  out.push({ _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], time: 0 })
+  for (const approvalRequired of [false, true])
+    out.push({ _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], approvalRequired, time: 0 })
   out.push({ _tag: "tool.call.denied", callId: "c", reason: "denied", message: "no", time: 0 })
   for (const time of [5, 10, 15]) {
     out.push({ _tag: "tool.call.awaitingApproval", callId: "c", argsHash: "h", approvers: ["a"], deadline: time, time: 0 })
@@ -65,7 +66,7 @@ function snapshots(): Array<CallSnapshot> {
             ["", 0],
             ["h", 10]
           ] as const)
-            out.push({ value, context: { key, attempt, retryable, argsHash, deadline } })
+            for (const approvalRequired of [false, true]) out.push({ value, context: { key, attempt, retryable, argsHash, deadline, approvalRequired } })
   return out
 }
 
@@ -97,13 +98,14 @@ describe("ToolCall machine", () => {
     for (const [name, node] of Object.entries(toolCallMachine.states)) {
       for (const transitions of Object.values(node.on ?? {})) {
         for (const t of transitions as ReadonlyArray<{ target?: ReadonlyArray<{ key: string }>; guard?: unknown }>) {
-          if (t.target?.some((target) => target.key === "started"))
+          // Into started from another state (started's own audit self-loop is not a way in).
+          if (name !== "started" && t.target?.some((target) => target.key === "started"))
             into.push(`${name}:${typeof t.guard === "object" ? (t.guard as { type: string }).type : String(t.guard)}`)
         }
       }
     }
     into.sort()
-    assert.deepStrictEqual(into, ["approved:firstAttempt", "authorized:firstAttempt", "failed:retryableNextAttempt"])
+    assert.deepStrictEqual(into, ["approved:firstAttempt", "authorized:firstAttemptUnapproved", "failed:retryableNextAttempt"])
     // And no call is started from proposed, whatever the event.
     for (const event of events()) assert.notStrictEqual(reduceCall(initialCall, event)?.value, "started")
     // A failure from which a retry may start exists only after a started attempt: a rejection before the start is never retryable.
@@ -120,7 +122,14 @@ describe("ToolCall machine", () => {
   })
 
   it("an approval counts for the requested arguments before the deadline; after it the call expires", () => {
-    const authorized = reduceCall(initialCall, { _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], time: 0 })
+    const authorized = reduceCall(initialCall, {
+      _tag: "tool.call.authorized",
+      callId: "c",
+      capability: "k1",
+      blocks: ["k1"],
+      approvalRequired: false,
+      time: 0
+    })
     const waiting =
       authorized && reduceCall(authorized, { _tag: "tool.call.awaitingApproval", callId: "c", argsHash: "h", approvers: ["a"], deadline: 10, time: 0 })
     assert.strictEqual(waiting?.value, "awaitingApproval")
@@ -146,13 +155,39 @@ describe("ToolCall machine", () => {
     assert.isUndefined(reduceCall(expired as NonNullable<typeof expired>, { _tag: "tool.call.approved", callId: "c", by: "a", argsHash: "h", time: 11 }))
   })
 
+  it("a call whose capability demands an approval never starts from authorized; a late decision is kept for the audit", () => {
+    const authorized = reduceCall(initialCall, { _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], approvalRequired: true, time: 0 })
+    assert.isUndefined(authorized && reduceCall(authorized, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 0 }))
+    const waiting =
+      authorized && reduceCall(authorized, { _tag: "tool.call.awaitingApproval", callId: "c", argsHash: "h", approvers: ["a"], deadline: 10, time: 0 })
+    const approved = waiting && reduceCall(waiting, { _tag: "tool.call.approved", callId: "c", by: "a", argsHash: "h", time: 1 })
+    const started = approved && reduceCall(approved, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 2 })
+    assert.strictEqual(started?.value, "started")
+    const late = { _tag: "tool.call.decisionIgnored", callId: "c", by: "b", decision: "approve", why: "already decided", time: 3 } as const
+    assert.deepStrictEqual(started && reduceCall(started, late), started)
+    // Without a request there is no decision to ignore.
+    const plain = reduceCall(initialCall, { _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], approvalRequired: false, time: 0 })
+    const running = plain && reduceCall(plain, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 0 })
+    assert.isUndefined(running && reduceCall(running, late))
+  })
+
   it("has the lifecycle of the design", () => {
-    const authorized = reduceCall(initialCall, { _tag: "tool.call.authorized", callId: "c", capability: "k1", blocks: ["k1"], time: 0 })
+    const authorized = reduceCall(initialCall, {
+      _tag: "tool.call.authorized",
+      callId: "c",
+      capability: "k1",
+      blocks: ["k1"],
+      approvalRequired: false,
+      time: 0
+    })
     const started = authorized && reduceCall(authorized, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 1, time: 0 })
     assert.strictEqual(started?.value, "started")
     const failed = started && reduceCall(started, { _tag: "tool.call.failed", callId: "c", attempt: 1, reason: "error", message: "", retryable: true, time: 0 })
     const retried = failed && reduceCall(failed, { _tag: "tool.call.started", callId: "c", key: "k", attempt: 2, time: 0 })
-    assert.deepStrictEqual(retried, { value: "started", context: { key: "k", attempt: 2, retryable: false, argsHash: "", deadline: 0 } })
+    assert.deepStrictEqual(retried, {
+      value: "started",
+      context: { key: "k", attempt: 2, retryable: false, argsHash: "", deadline: 0, approvalRequired: false }
+    })
     // A retry must keep the key (KeyStableInv) and may not follow a non-retryable failure.
     assert.isUndefined(failed && reduceCall(failed, { _tag: "tool.call.started", callId: "c", key: "new", attempt: 2, time: 0 }))
     const inDoubt = retried && reduceCall(retried, { _tag: "recover" })

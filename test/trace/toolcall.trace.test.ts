@@ -409,7 +409,18 @@ describe("ToolCall traces of real runs are accepted by the model", () => {
             )
             const started = (callId: string, attempt: number) =>
               s.recordCall((time) => [
-                ...(attempt === 1 ? [{ _tag: "tool.call.authorized" as const, callId, capability: "test-capability", blocks: ["test-capability"], time }] : []),
+                ...(attempt === 1
+                  ? [
+                      {
+                        _tag: "tool.call.authorized" as const,
+                        callId,
+                        capability: "test-capability",
+                        blocks: ["test-capability"],
+                        approvalRequired: false,
+                        time
+                      }
+                    ]
+                  : []),
                 { _tag: "tool.call.started", callId, key: Tool.idempotencyKey(s.id, callId), attempt, time }
               ])
             const failed = (callId: string, attempt: number) =>
@@ -729,7 +740,7 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
             for (const { callId, effect } of calls) {
               const key = Tool.idempotencyKey(s.id, callId)
               yield* s.recordCall((time) => [
-                { _tag: "tool.call.authorized", callId: callId, capability: "test-capability", blocks: ["test-capability"], time },
+                { _tag: "tool.call.authorized", callId: callId, capability: "test-capability", blocks: ["test-capability"], approvalRequired: false, time },
                 { _tag: "tool.call.started", callId, key, attempt: 1, time }
               ])
               if (effect) {
@@ -809,7 +820,7 @@ describe("known disagreements between the executor's trace and spec/ToolCall.tla
             const first = yield* openProcess(dir, "first")
             yield* propose(first.session, [{ callId: "u", tool: "uns", input: { n: 1 } }])
             yield* first.session.recordCall((time) => [
-              { _tag: "tool.call.authorized", callId: "u", capability: "test-capability", blocks: ["test-capability"], time },
+              { _tag: "tool.call.authorized", callId: "u", capability: "test-capability", blocks: ["test-capability"], approvalRequired: false, time },
               { _tag: "tool.call.started", callId: "u", key: Tool.idempotencyKey(first.session.id, "u"), attempt: 1, time }
             ])
             yield* first.crash
