@@ -45,7 +45,7 @@ import type { Call } from "../toolcall/ToolCalls.ts"
 import { Trace } from "../trace/Trace.ts"
 import { finalStates } from "./AgentMachine.ts"
 import { isSettled, type Run } from "./AgentRuns.ts"
-import type { AgentOptions, AgentStatus, AgentUpdate, Answer, Question, RunOutcome } from "./AgentTypes.ts"
+import type { AgentOptions, AgentStatus, AgentUpdate, Question, RunOutcome } from "./AgentTypes.ts"
 import { assemble, assistantEntry, userEntry } from "./Context.ts"
 
 export type { AgentOptions, AgentStatus, AgentUpdate, Answer, Question, RunOutcome } from "./AgentTypes.ts"
@@ -362,6 +362,14 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           // Past the deadline nobody is asked any more (spec: Wait needs the budget): the request is withdrawn.
           const spent = yield* budgetSpent(run)
           if (spent !== undefined) return yield* Approvals.withdraw(session, call.callId, spent)
+          // Answered before a restart that lost the decision: nobody is asked twice (spec: one question per call). A no
+          // stands; a yes cannot be applied again (the fold keeps the answer, not who gave it, and only an approver's
+          // decision counts): the request is withdrawn, and the model may propose the call again.
+          const given = run.answers[call.callId]
+          if (given !== undefined) {
+            const why = given === "no" ? "the person asked said no" : "the yes was lost in a restart before it was recorded; propose the call again"
+            return yield* Approvals.withdraw(session, call.callId, why)
+          }
           const question: Question = {
             runId,
             callId: call.callId,
@@ -405,7 +413,22 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
                   )
                   yield* Approvals.awaitDecision(session, call.callId)
                 })
-          yield* Effect.raceFirst(person, Approvals.awaitDecision(session, call.callId))
+          // Nor past the run's wall-clock deadline (spec: the run winds down): then the request is withdrawn.
+          const now = yield* Clock.currentTimeMillis
+          const deadline = Effect.sleep(Duration.millis(Math.max(1, run.startedAt + run.budget.wallClockMsMax - now))).pipe(
+            Effect.andThen(budgetSpent(runOf(runId))),
+            Effect.flatMap((why) => Approvals.withdraw(session, call.callId, why ?? "the run's wall-clock budget is spent"))
+          )
+          yield* Effect.raceFirst(Effect.raceFirst(person, Approvals.awaitDecision(session, call.callId)), deadline)
+          // A yes made durable only after the run's deadline starts nothing either (spec: StartCall needs the budget).
+          const decided = callOf(call.callId)
+          if (decided.state === "approved") {
+            const spentNow = yield* budgetSpent(runOf(runId))
+            if (spentNow !== undefined) {
+              yield* Executor.reject(session, decided, "error", `not run: ${spentNow}`)
+              emit({ _tag: "toolCallFinished", runId, call: callOf(call.callId) })
+            }
+          }
         })
       )
 

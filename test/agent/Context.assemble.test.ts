@@ -9,6 +9,7 @@ import type { Message } from "../../src/model/Model.ts"
 import * as ScriptedModel from "../../src/model/ScriptedModel.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
+import { allowAll } from "../support/authority.ts"
 
 const echo = Tool.make({
   name: "echo",
@@ -69,7 +70,7 @@ describe("assemble", () => {
       })
       const store = new MemoryStore()
       const session = yield* Session.openMemory(store)
-      const agent = yield* Agent.make(session, { model, tools: [echo], budget: { turnsMax: 40 } })
+      const agent = yield* Agent.make(session, { authority: allowAll, model, tools: [echo], budget: { turnsMax: 40 } })
       const users: Array<number> = []
       for (let r = 0; r < 60; r++) {
         yield* agent.run(`question ${r} ${"q".repeat((r * 53) % 400)}`)

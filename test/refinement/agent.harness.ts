@@ -15,7 +15,8 @@
  *   (spec: `StartCall`), `ok` / `fail` its outcome (the settling record: `SettleCall`). Entering
  *   is where a real tool's effect could begin, so it is marked too (`Entered`): the test checks
  *   that no call is run after its run's deadline;
- * - the person: `ask` waits for the test's yes or no (spec: `Answer`);
+ * - the person: `ask` waits for the test's yes or no (spec: `Answer`), given as "test", the approver
+ *   the runs' capability names for the "unsafe" tool (a real token, `harnessAuthority`);
  * - time: one TestClock per process, set to the harness's time at each start (deadlines come
  *   from the journal, so time goes on across crashes): a stall (the watchdog), the deadline of the
  *   active run (spec: `Exhaust`), or a tick that crosses no deadline;
@@ -39,6 +40,9 @@ import { TestClock } from "effect/testing"
 import { type AgentConstants, type AgentRecord, type AgentState, type Call, callId, type Run } from "../../models/agent.ts"
 import * as Agent from "../../src/agent/Agent.ts"
 import { finalStates } from "../../src/agent/AgentMachine.ts"
+import type { Authority } from "../../src/authority/Authority.ts"
+import * as Authorities from "../../src/authority/Authority.ts"
+import * as Caveat from "../../src/authority/Caveat.ts"
 import type { Event } from "../../src/Event.ts"
 import * as Journal from "../../src/journal/Journal.ts"
 import { JournalIOError, StaleWriter } from "../../src/journal/JournalError.ts"
@@ -58,6 +62,11 @@ export const STALL_MS = 5_000
 export const TICK_MS = 1_000
 /** Tools never time out here (the harness decides every outcome): the longest timeout allowed. */
 const TOOL_TIMEOUT_MS = Limits.toolTimeoutMsMax
+/**
+ * A person has longer to decide than a run lasts: a request is withdrawn at its run's deadline
+ * (Exhaust) before it could expire, so time passing within the runs' deadlines (Tick) changes nothing.
+ */
+const APPROVAL_TIMEOUT_MS = 10 * BUDGET_MS
 
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect)
 
@@ -90,9 +99,20 @@ export const implCall = (c: Call): string => {
   return `${implRun(r as string)}_t${n}_c${i}`
 }
 
-/** A tool-call record that settles its call: an outcome no retry follows (AgentRuns.isSettled). */
+/**
+ * A tool-call record that settles its call: an outcome no retry follows (AgentRuns.isSettled), a
+ * denial by the authority, a rejection (a person's no, or the runtime's withdrawal) or an expiry.
+ * The other authority records (authorized, awaitingApproval, approved, decisionIgnored) are no
+ * agent action: they neither settle a call nor start it (its start is its tool.call.started).
+ */
 const settles = (e: Event): e is Event & { readonly callId: string } =>
-  e._tag === "tool.call.succeeded" || e._tag === "tool.call.cancelled" || e._tag === "tool.call.timedOut" || (e._tag === "tool.call.failed" && !e.retryable)
+  e._tag === "tool.call.succeeded" ||
+  e._tag === "tool.call.cancelled" ||
+  e._tag === "tool.call.timedOut" ||
+  e._tag === "tool.call.denied" ||
+  e._tag === "tool.call.rejected" ||
+  e._tag === "tool.call.expired" ||
+  (e._tag === "tool.call.failed" && !e.retryable)
 
 /**
  * The model records of journal events, in order: the agent.* records, and for each call of a run
@@ -137,6 +157,36 @@ export function agentRecords(events: ReadonlyArray<Event>, settled: Set<string>)
 // Quiescence, the journal gate
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * WebCrypto work in flight (capability verification, the arguments' hash an approval binds to): a
+ * fiber waiting on it waits on nothing the test controls, so the loop is not quiet yet. Counted by
+ * wrapping the methods of `crypto.subtle` the authority uses (they behave as before).
+ */
+let cryptoInFlight = 0
+{
+  const subtle = globalThis.crypto.subtle as unknown as Record<string, (...args: Array<unknown>) => Promise<unknown>>
+  for (const name of ["digest", "verify", "sign", "importKey", "exportKey"]) {
+    const method = subtle[name]
+    if (method === undefined || (method as { counted?: boolean }).counted === true) continue
+    const counted = (...args: Array<unknown>) => {
+      cryptoInFlight++
+      return method.apply(globalThis.crypto.subtle, args).finally(() => {
+        cryptoInFlight--
+      })
+    }
+    ;(counted as { counted?: boolean }).counted = true
+    subtle[name] = counted
+  }
+}
+
+/** The capability the runs' calls run under: every tool, and an approval by "test" (the harness's person) for "unsafe". */
+const harnessAuthority: Promise<Authority> = (async () => {
+  const { authority } = await run(Authorities.issue([Caveat.needsApproval(["test"], { tools: ["unsafe"] })], { approvalTimeoutMs: APPROVAL_TIMEOUT_MS }))
+  // Verified once here (the verification is cached by token): the loop's checks then touch no crypto.
+  await run(authority.check({ callId: "warm-up", tool: "idem", input: { n: 0 } }, { now: 0, usesOf: () => 0 }))
+  return authority
+})()
+
 /** A scheduler that counts its pending dispatches: zero, twice in a row, means every fiber waits on something outside the runtime. */
 export class Quiet {
   pending = 0
@@ -161,7 +211,7 @@ export class Quiet {
     let idle = 0
     for (let i = 0; i < 200_000; i++) {
       await new Promise((resolve) => setImmediate(resolve))
-      if (this.pending > 0) idle = 0
+      if (this.pending > 0 || cryptoInFlight > 0) idle = 0
       else if (++idle >= 2) return
     }
     throw new Error(`${what} did not settle`)
@@ -333,13 +383,16 @@ export class AgentImpl {
   private readonly startedAt = new Map<Run, number>()
   private stepsRead = 0
 
-  private constructor(dir: string, k: AgentConstants) {
+  private readonly authority: Authority
+
+  private constructor(dir: string, k: AgentConstants, authority: Authority) {
     this.dir = dir
     this.k = k
+    this.authority = authority
   }
 
   static async make(k: AgentConstants): Promise<AgentImpl> {
-    const impl = new AgentImpl(fs.mkdtempSync(path.join(tmpRoot, "keel-agent-refinement-")), k)
+    const impl = new AgentImpl(fs.mkdtempSync(path.join(tmpRoot, "keel-agent-refinement-")), k, await harnessAuthority)
     await impl.open()
     return impl
   }
@@ -469,6 +522,7 @@ export class AgentImpl {
           )
       })
     return {
+      authority: this.authority,
       model,
       tools: [tool("idem", "idempotent"), tool("unsafe", "unsafe")],
       ask: (question) =>

@@ -28,9 +28,13 @@
  *   Exhaust(r)    the clock moves to r's deadline                  Exhaust(r)
  *   Crash         the process dies (gate, journal, fibers)         Crash
  *   Restart       the folder re-opened, agent.resume forked        Restart
- * The loop's own steps follow: AskModel (after a write is durable), Wait (an unsafe call's
- * question), SettleCall (a rejection: malformed arguments, an unknown tool, a "no", a cancel; a
- * call in doubt closed "unknown"), Finish, Fail (turns spent), TimeOut (the deadline), …
+ * The loop's own steps follow: AskModel (after a write is durable), Wait (the question about a
+ * call whose capability demands a yes from "test": the "unsafe" tool), SettleCall (a rejection:
+ * malformed arguments, an unknown tool, a "no", a request withdrawn at a cancel or at the run's
+ * deadline; a call in doubt closed "unknown"), Finish, Fail (turns spent), TimeOut (the deadline), …
+ * The authority's records (tool.call.authorized, awaitingApproval, approved, decisionIgnored) are
+ * no model step; rejected, expired and denied settle their call (SettleCall). The calls of a turn
+ * run concurrently: one may start while a person is asked about another.
  *
  * A command is offered only when the model enables its action and the implementation waits for
  * it. The two a disabled model action leaves issuable are probes that must change nothing:
@@ -46,8 +50,8 @@
  * spec/README.md records).
  *
  * Edge coverage: the MCAgent graph (310511 states, 740229 edges) is explored, its edges abstracted
- * to (action, run status before -> after): 70 abstract edges. Scripted walks take the 52 the
- * implementation can take (the rare ones deterministically) and random walks add to them; the 18
+ * to (action, run status before -> after): 70 abstract edges. Scripted walks take the 53 the
+ * implementation can take (the rare ones deterministically) and random walks add to them; the 17
  * it never takes are listed with the reason (`notTaken`), and the test asserts exactly those are
  * missing. A finer abstraction (+ buffered, over budget, a call open, a request in flight, crashed
  * before) is printed.
@@ -601,8 +605,7 @@ const notTaken: Readonly<Record<string, string>> = {
   "Crash done -> waiting": "as Crash failed -> acting (Finish is written in think, with its turn)",
   "Crash cancelled -> waiting": "cancel settles the awaited call and waits until that is durable before it writes agent.run.cancelled",
   "Crash failed -> waiting": "as Crash failed -> acting",
-  "Crash timedOut -> waiting": "as Crash failed -> acting",
-  "StartCall waiting -> waiting": "act asks every question of the turn before it runs any call, one question at a time"
+  "Crash timedOut -> waiting": "as Crash failed -> acting"
 }
 
 /**
@@ -619,7 +622,9 @@ const walks: ReadonlyArray<{ readonly takes: string; readonly steps: ReadonlyArr
       "Turn:unsafe,idem",
       "Flush",
       "Flush",
+      "Flush",
       "Answer:yes",
+      "Flush",
       "Flush",
       "Flush",
       "StartCall:r1.1.1",
@@ -630,6 +635,24 @@ const walks: ReadonlyArray<{ readonly takes: string; readonly steps: ReadonlyArr
       "Flush",
       "Crash",
       "Restart"
+    ]
+  },
+  {
+    takes: "StartCall waiting -> waiting (the calls of a turn run concurrently: one starts while a person is asked about another)",
+    steps: [
+      "StartRun",
+      "Flush",
+      "Turn:unsafe,idem",
+      "Flush",
+      "Flush",
+      "StartCall:r1.1.2",
+      "Flush",
+      "Answer:no",
+      "FinishCall:r1.1.2:ok",
+      "Flush",
+      "Flush",
+      "Turn:",
+      "Flush"
     ]
   },
   { takes: "Crash done -> thinking", steps: ["StartRun", "Flush", "Turn:", "Crash"] },
@@ -651,33 +674,61 @@ const walks: ReadonlyArray<{ readonly takes: string; readonly steps: ReadonlyArr
   { takes: "Crash waiting -> acting", steps: ["StartRun", "Flush", "Turn:idem,unsafe", "Flush", "Crash", "Restart", "Flush"] },
   {
     takes: "Crash, Restart waiting -> waiting",
-    steps: ["StartRun", "Flush", "Turn:unsafe,unknown", "Flush", "Flush", "Crash", "Restart", "Answer:no", "Flush", "Flush"]
+    steps: ["StartRun", "Flush", "Turn:unsafe,unknown", "Flush", "Flush", "Flush", "Crash", "Restart", "Answer:no", "Flush", "Flush"]
   },
   {
-    takes: "Exhaust waiting, Crash acting -> waiting",
-    steps: ["StartRun", "Flush", "Turn:malformed,unsafe", "Flush", "Flush", "Flush", "Exhaust", "Crash", "Restart", "Flush", "Flush"]
+    takes: "Crash acting -> waiting (an answer lost)",
+    steps: ["StartRun", "Flush", "Turn:malformed,unsafe", "Flush", "Flush", "Flush", "Flush", "Answer:no", "Crash", "Restart", "Answer:no", "Flush", "Flush"]
   },
-  { takes: "Crash thinking -> waiting", steps: ["StartRun", "Flush", "Turn:unsafe", "Flush", "Exhaust", "Flush", "Cancel", "Crash"] },
   {
-    takes: "SettleCall waiting -> waiting (winding down over budget)",
+    takes: "Exhaust waiting (the request withdrawn at the deadline), Crash thinking -> waiting",
+    steps: ["StartRun", "Flush", "Turn:unsafe", "Flush", "Flush", "Flush", "Exhaust", "Crash", "Restart", "Flush", "Flush"]
+  },
+  {
+    takes: "SettleCall waiting -> waiting (a call finishes while a person is asked about another)",
+    steps: [
+      "StartRun",
+      "Flush",
+      "Turn:unsafe,idem",
+      "Flush",
+      "Flush",
+      "Flush",
+      "FinishCall:r1.1.2:ok",
+      "Flush",
+      "Answer:no",
+      "Flush",
+      "Flush",
+      "Turn:",
+      "Flush"
+    ]
+  },
+  {
+    takes: "winding down over budget after a crash",
     steps: ["StartRun", "Flush", "Turn:unknown,unsafe", "Flush", "Flush", "Exhaust", "Crash", "Restart", "Flush", "Flush"]
   },
   {
-    takes: "SettleCall waiting -> acting (cancel while asking)",
-    steps: ["StartRun", "Flush", "Turn:unsafe,idem", "Flush", "Flush", "Cancel", "Flush", "Flush", "Flush"]
+    takes: "SettleCall waiting -> acting (the request withdrawn at the deadline, another call pending)",
+    steps: ["StartRun", "Flush", "Turn:unsafe,idem", "Flush", "Flush", "Flush", "Exhaust", "Flush", "FinishCall:r1.1.2:ok", "Flush", "Flush"]
   },
-  { takes: "SettleCall waiting -> thinking (cancel while asking)", steps: ["StartRun", "Flush", "Turn:unsafe", "Flush", "Flush", "Cancel", "Flush", "Flush"] },
+  {
+    takes: "SettleCall waiting -> thinking (cancel while asking)",
+    steps: ["StartRun", "Flush", "Turn:unsafe", "Flush", "Flush", "Flush", "Cancel", "Flush", "Flush"]
+  },
   {
     takes: "Exhaust acting, a call running when the deadline passes",
     steps: ["StartRun", "Flush", "Turn:idem", "Flush", "Flush", "StartCall:r1.1.1", "Exhaust", "FinishCall:r1.1.1:ok", "Flush", "Flush", "Crash", "Restart"]
   },
   {
-    takes: "the deadline passes while a person is asked: the other call is neither asked about nor run (act re-checks the budget)",
-    steps: ["StartRun", "Flush", "Turn:unsafe,idem", "Flush", "Flush", "Exhaust", "Flush", "Flush", "Flush", "Flush"]
+    takes: "the deadline passes while a person is asked: the request is withdrawn, the other call not started (StartCall needs the budget)",
+    steps: ["StartRun", "Flush", "Turn:unsafe,idem", "Flush", "Flush", "Flush", "Exhaust", "Flush", "FinishCall:r1.1.2:fail", "Flush", "Flush"]
   },
   {
     takes: "a late yes: the deadline passes while the answer is flushed, the call is not run",
-    steps: ["StartRun", "Flush", "Turn:unsafe,unsafe", "Flush", "Flush", "Answer:yes", "Exhaust", "Flush", "Flush", "Flush", "Flush"]
+    steps: ["StartRun", "Flush", "Turn:unsafe,unsafe", "Flush", "Flush", "Flush", "Answer:yes", "Exhaust", "Flush", "Flush", "Flush"]
+  },
+  {
+    takes: "a yes made durable after the deadline: the approved call is not started",
+    steps: ["StartRun", "Flush", "Turn:unsafe", "Flush", "Flush", "Flush", "Answer:yes", "Flush", "Exhaust", "Flush", "Flush"]
   },
   {
     takes: "a call in doubt after a crash: re-run (idempotent), closed unknown (unsafe)",
@@ -687,10 +738,12 @@ const walks: ReadonlyArray<{ readonly takes: string; readonly steps: ReadonlyArr
       "Turn:idem,unsafe",
       "Flush",
       "Flush",
+      "Flush",
       "Answer:yes",
       "Flush",
       "Flush",
       "StartCall:r1.1.1",
+      "Flush",
       "StartCall:r1.1.2",
       "Crash",
       "Restart",
