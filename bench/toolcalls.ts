@@ -63,7 +63,8 @@ const authorizedOf = (callId: string, time: number): ToolCallEvent => ({
   _tag: "tool.call.authorized",
   callId,
   capability: "test-capability",
-  blocks: ["test-capability"], approvalRequired: false,
+  blocks: ["test-capability"],
+  approvalRequired: false,
   time
 })
 const startedOf = (sessionId: string, callId: string, time: number): ToolCallEvent => ({
