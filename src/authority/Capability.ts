@@ -63,6 +63,7 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import { assert } from "../internal/assert.ts"
+import { canonicalJson } from "../internal/canonicalJson.ts"
 import {
   type CallDenied,
   CapabilityBadSignature,
@@ -134,21 +135,8 @@ export function fromBase64url(text: string): Bytes | undefined {
   return out
 }
 
-/** Deterministic JSON: keys sorted, no whitespace, undefined members left out. Only plain data goes in. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value)
-  if (typeof value === "number") {
-    assert(Number.isFinite(value), "CanonicalToken", "only finite numbers are encoded")
-    return JSON.stringify(value)
-  }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
-  assert(typeof value === "object", "CanonicalToken", `cannot encode a ${typeof value}`)
-  const record = value as Record<string, unknown>
-  const keys = Object.keys(record)
-    .filter((k) => record[k] !== undefined)
-    .sort()
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`
-}
+/** Deterministic JSON (the signed messages and the token body are written in it). */
+export { canonicalJson }
 
 // ---------------------------------------------------------------- the token body
 

@@ -29,6 +29,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Clock, Effect, Result, Schema } from "effect"
+import { canonicalJson } from "../internal/canonicalJson.ts"
 import type { ModelRequest, ModelShape, ModelTurn } from "./Model.ts"
 import {
   ModelContextTooLong,
@@ -82,23 +83,8 @@ const decodeRecorded = Schema.decodeUnknownResult(Recorded)
 /** SHA-256 (hex) of the canonical JSON of what identifies a request: system, messages, tool names. */
 export const digest = (request: ModelRequest): string =>
   createHash("sha256")
-    .update(canonical({ system: request.system, messages: request.messages, tools: request.tools.map((t) => t.name) }))
+    .update(canonicalJson({ system: request.system, messages: request.messages, tools: request.tools.map((t) => t.name) }))
     .digest("hex")
-
-/** JSON with object keys sorted at every depth: equal data, equal text. */
-const canonical = (value: unknown): string => JSON.stringify(sorted(value))
-
-const sorted = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(sorted)
-  if (typeof value !== "object" || value === null) return value
-  const record = value as Record<string, unknown>
-  return Object.fromEntries(
-    Object.keys(record)
-      .sort()
-      .filter((k) => record[k] !== undefined)
-      .map((k) => [k, sorted(record[k])])
-  )
-}
 
 /** Wraps `model`: every turn (or error) it gives is appended to `file` as one NDJSON line. */
 export const record = (model: ModelShape, file: string): ModelShape => {

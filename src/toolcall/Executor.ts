@@ -23,6 +23,7 @@ import * as Approvals from "../authority/Approvals.ts"
 import type { Authority } from "../authority/Authority.ts"
 import type { ToolCallEvent } from "../Event.ts"
 import { assert } from "../internal/assert.ts"
+import { canonicalJson } from "../internal/canonicalJson.ts"
 import { Limits } from "../Limits.ts"
 import type { Session, WriteError } from "../session/Session.ts"
 import type { ToolCallRefused } from "../session/SessionError.ts"
@@ -143,15 +144,6 @@ export async function hashArguments(input: unknown): Promise<string> {
   const bytes = new TextEncoder().encode(canonicalJson(input))
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))
   return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`
-}
-
-function canonicalJson(x: unknown): string {
-  if (Array.isArray(x)) return `[${x.map(canonicalJson).join(",")}]`
-  if (x !== null && typeof x === "object") {
-    const keys = Object.keys(x).sort()
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((x as Record<string, unknown>)[k])}`).join(",")}}`
-  }
-  return JSON.stringify(x) ?? "null"
 }
 
 /**
