@@ -86,6 +86,12 @@ const recordRunOrDie = <A, E>(effect: Effect.Effect<A, E | RunRefused>): Effect.
 
 const isRecord = (x: unknown): x is { readonly [key: string]: unknown } => typeof x === "object" && x !== null && !Array.isArray(x)
 
+/** Why a run may not start calls or ask people any more (spec: Exhaust). */
+interface Spent {
+  readonly kind: "wallClock" | "tokens"
+  readonly message: string
+}
+
 /** How a model call ended other than with a turn. */
 type AskFailure = { readonly _tag: "model"; readonly error: ModelError } | { readonly _tag: "stalled" } | { readonly _tag: "wallClock" }
 
@@ -160,17 +166,10 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
 
     const think = (run: Run): Effect.Effect<void, AgentError> =>
       Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const elapsed = now - run.startedAt
-        yield* budgetSpent(run)
-        if (elapsed >= run.budget.wallClockMsMax) {
-          return yield* end((time) => ({
-            _tag: "agent.run.timedOut",
-            runId: run.runId,
-            reason: "wallClock",
-            message: `the run's wall-clock budget of ${run.budget.wallClockMsMax} ms is spent`,
-            time
-          }))
+        const elapsed = (yield* Clock.currentTimeMillis) - run.startedAt
+        const spent = yield* budgetSpent(run)
+        if (spent?.kind === "wallClock") {
+          return yield* end((time) => ({ _tag: "agent.run.timedOut", runId: run.runId, reason: "wallClock", message: spent.message, time }))
         }
         if (run.turns >= run.budget.turnsMax) {
           return yield* end((time) => ({
@@ -181,14 +180,8 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
             time
           }))
         }
-        if (run.inputTokens + run.outputTokens >= run.budget.tokensMax) {
-          return yield* end((time) => ({
-            _tag: "agent.run.failed",
-            runId: run.runId,
-            reason: "tokensExhausted",
-            message: `the run used ${run.inputTokens + run.outputTokens} tokens of its budget of ${run.budget.tokensMax}`,
-            time
-          }))
+        if (spent?.kind === "tokens") {
+          return yield* end((time) => ({ _tag: "agent.run.failed", runId: run.runId, reason: "tokensExhausted", message: spent.message, time }))
         }
         const context = yield* assemble(session, run.branch, run.entryId, options.contextCharsMax)
         const request: ModelRequest = {
@@ -284,7 +277,7 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
         const spent = yield* budgetSpent(run)
         if (spent !== undefined) {
           // Out of budget (spec: Exhaust): no call starts and nobody is asked any more; the turn is settled and `think` ends the run.
-          yield* settleUnstarted(run.runId, spent)
+          yield* settleUnstarted(run.runId, spent.message)
           for (const callId of runOf(run.runId).pending) {
             if (callOf(callId).state === "inDoubt") yield* Executor.resolveInDoubt(session, tools, callId, runOptions)
           }
@@ -328,14 +321,14 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
       })
 
     /** Why the run may not start calls any more (wall clock or tokens spent), or undefined; traced once per run (spec: Exhaust). */
-    const budgetSpent = (run: Run): Effect.Effect<string | undefined> =>
+    const budgetSpent = (run: Run): Effect.Effect<Spent | undefined> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const why =
+        const why: Spent | undefined =
           now - run.startedAt >= run.budget.wallClockMsMax
-            ? `the run's wall-clock budget of ${run.budget.wallClockMsMax} ms is spent`
+            ? { kind: "wallClock", message: `the run's wall-clock budget of ${run.budget.wallClockMsMax} ms is spent` }
             : run.inputTokens + run.outputTokens >= run.budget.tokensMax
-              ? `the run's token budget of ${run.budget.tokensMax} is spent`
+              ? { kind: "tokens", message: `the run used ${run.inputTokens + run.outputTokens} tokens of its budget of ${run.budget.tokensMax}` }
               : undefined
         if (why !== undefined && !exhausted.has(run.runId)) {
           exhausted.add(run.runId)
@@ -361,7 +354,7 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           if (callOf(call.callId).state !== "awaitingApproval") return
           // Past the deadline nobody is asked any more (spec: Wait needs the budget): the request is withdrawn.
           const spent = yield* budgetSpent(run)
-          if (spent !== undefined) return yield* Approvals.withdraw(session, call.callId, spent)
+          if (spent !== undefined) return yield* Approvals.withdraw(session, call.callId, spent.message)
           // Answered before a restart that lost the decision: nobody is asked twice (spec: one question per call). A no
           // stands; a yes cannot be applied again (the fold keeps the answer, not who gave it, and only an approver's
           // decision counts): the request is withdrawn, and the model may propose the call again.
@@ -402,7 +395,7 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
                   )
                   // A yes that comes after the run's deadline starts nothing (spec: StartCall needs the budget).
                   const late = yield* budgetSpent(runOf(runId))
-                  if (late !== undefined) return yield* Approvals.withdraw(session, call.callId, late)
+                  if (late !== undefined) return yield* Approvals.withdraw(session, call.callId, late.message)
                   const decided = answer.approve
                     ? Approvals.approve(session, call.callId, answer.by, { argsHash: request.argsHash })
                     : Approvals.reject(session, call.callId, answer.by, answer.note ?? "declined")
@@ -417,7 +410,7 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           const now = yield* Clock.currentTimeMillis
           const deadline = Effect.sleep(Duration.millis(Math.max(1, run.startedAt + run.budget.wallClockMsMax - now))).pipe(
             Effect.andThen(budgetSpent(runOf(runId))),
-            Effect.flatMap((why) => Approvals.withdraw(session, call.callId, why ?? "the run's wall-clock budget is spent"))
+            Effect.flatMap((why) => Approvals.withdraw(session, call.callId, why?.message ?? "the run's wall-clock budget is spent"))
           )
           yield* Effect.raceFirst(Effect.raceFirst(person, Approvals.awaitDecision(session, call.callId)), deadline)
           // A yes made durable only after the run's deadline starts nothing either (spec: StartCall needs the budget).
@@ -425,7 +418,7 @@ export const make = (session: Session, options: AgentOptions): Effect.Effect<Age
           if (decided.state === "approved") {
             const spentNow = yield* budgetSpent(runOf(runId))
             if (spentNow !== undefined) {
-              yield* Executor.reject(session, decided, "error", `not run: ${spentNow}`)
+              yield* Executor.reject(session, decided, "error", `not run: ${spentNow.message}`)
               emit({ _tag: "toolCallFinished", runId, call: callOf(call.callId) })
             }
           }
