@@ -26,6 +26,7 @@ import type { ModelRequest, ModelShape } from "../../src/model/Model.ts"
 import * as ScriptedModel from "../../src/model/ScriptedModel.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
+import { readConfig } from "./children.ts"
 import { type AgentRunnerConfig, type AskLine, appendJsonLine, appendLedger, type CallInput, makeTools, toolTable } from "./ledger.ts"
 import { between, emit, prng } from "./shared.ts"
 
@@ -143,24 +144,8 @@ const run = (config: AgentRunnerConfig) =>
     if (!config.exit) yield* Effect.sleep("1 hour").pipe(Effect.forever)
   })
 
-function readConfig(): Promise<AgentRunnerConfig> {
-  return new Promise((resolve, reject) => {
-    let buffer = ""
-    process.stdin.setEncoding("utf8")
-    process.stdin.on("data", (chunk: string) => {
-      buffer += chunk
-      const nl = buffer.indexOf("\n")
-      if (nl >= 0) {
-        process.stdin.pause()
-        resolve(JSON.parse(buffer.slice(0, nl)) as AgentRunnerConfig)
-      }
-    })
-    process.stdin.on("end", () => reject(new Error("stdin closed before a config arrived")))
-  })
-}
-
 emit("ready")
-const config = await readConfig().catch(() => process.exit(0))
+const config = await readConfig<AgentRunnerConfig>().catch(() => process.exit(0))
 Effect.runPromise(Effect.scoped(run(config) as Effect.Effect<unknown, unknown, Scope.Scope>)).then(
   () => process.exit(0),
   (error: unknown) => {

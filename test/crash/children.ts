@@ -173,3 +173,23 @@ export async function runScoped<A, E>(effect: Effect.Effect<A, E, Scope.Scope>):
   const tag = typeof e === "object" && e !== null && "_tag" in e ? String((e as { _tag: unknown })._tag) : "error"
   throw new Error(`${tag}: ${e instanceof Error ? e.message : JSON.stringify(e)}`)
 }
+
+/**
+ * The child's side of `ChildPool`: a loaded child waits for its config, one
+ * JSON line on stdin (rejects if stdin closes first: the pool is stopping).
+ */
+export function readConfig<T>(): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let buffer = ""
+    process.stdin.setEncoding("utf8")
+    process.stdin.on("data", (chunk: string) => {
+      buffer += chunk
+      const nl = buffer.indexOf("\n")
+      if (nl >= 0) {
+        process.stdin.pause()
+        resolve(JSON.parse(buffer.slice(0, nl)) as T)
+      }
+    })
+    process.stdin.on("end", () => reject(new Error("stdin closed before a config arrived")))
+  })
+}

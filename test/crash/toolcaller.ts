@@ -18,6 +18,7 @@ import * as Executor from "../../src/toolcall/Executor.ts"
 import * as Recovery from "../../src/toolcall/Recovery.ts"
 import * as Tool from "../../src/toolcall/Tool.ts"
 import { allowAll } from "../support/authority.ts"
+import { readConfig } from "./children.ts"
 import { appendLedger, type CallInput, makeTools, type ToolCallerConfig, toolNames, toolTable } from "./ledger.ts"
 import { between, emit, prng } from "./shared.ts"
 
@@ -90,24 +91,8 @@ const run = (config: ToolCallerConfig) =>
     }
   })
 
-function readConfig(): Promise<ToolCallerConfig> {
-  return new Promise((resolve, reject) => {
-    let buffer = ""
-    process.stdin.setEncoding("utf8")
-    process.stdin.on("data", (chunk: string) => {
-      buffer += chunk
-      const nl = buffer.indexOf("\n")
-      if (nl >= 0) {
-        process.stdin.pause()
-        resolve(JSON.parse(buffer.slice(0, nl)) as ToolCallerConfig)
-      }
-    })
-    process.stdin.on("end", () => reject(new Error("stdin closed before a config arrived")))
-  })
-}
-
 emit("ready")
-const config = await readConfig().catch(() => process.exit(0))
+const config = await readConfig<ToolCallerConfig>().catch(() => process.exit(0))
 Effect.runPromise(Effect.scoped(run(config) as Effect.Effect<unknown, unknown, Scope.Scope>)).then(
   () => process.exit(0),
   (error: unknown) => {
