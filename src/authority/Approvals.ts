@@ -225,7 +225,17 @@ export const untilDeadline = (session: Session, callId: string): Effect.Effect<v
 export const withdraw = (session: Session, callId: string, reason: string): Effect.Effect<void, WriteError | ToolCallRefused> =>
   Effect.gen(function* () {
     if (session.calls().get(callId)?.state !== "awaitingApproval") return
-    const exit = yield* Effect.exit(session.recordCall((time) => ({ _tag: "tool.call.rejected", callId, by: runtimePrincipal, reason, time })))
+    yield* closeUnlessDecided(session, callId, (time) => ({ _tag: "tool.call.rejected", callId, by: runtimePrincipal, reason, time }))
+  })
+
+/**
+ * Journals the runtime's closing of a request (a withdrawal, an expiry) and
+ * wakes the waiters; if a decision came first the machine refuses the record,
+ * and that is no error: the decision stands.
+ */
+const closeUnlessDecided = (session: Session, callId: string, build: (time: number) => ToolCallEvent): Effect.Effect<void, WriteError | ToolCallRefused> =>
+  Effect.gen(function* () {
+    const exit = yield* Effect.exit(session.recordCall(build))
     if (exit._tag === "Failure" && session.calls().get(callId)?.state === "awaitingApproval") return yield* Effect.failCause(exit.cause)
     yield* wake(session, callId)
   })
@@ -238,6 +248,5 @@ export const expireIfDue = (session: Session, callId: string): Effect.Effect<voi
     const now = yield* Clock.currentTimeMillis
     if (now < call.approval.deadline) return
     const deadline = call.approval.deadline
-    const exit = yield* Effect.exit(session.recordCall((time) => ({ _tag: "tool.call.expired", callId, deadline, time })))
-    if (exit._tag === "Failure" && session.calls().get(callId)?.state === "awaitingApproval") return yield* Effect.failCause(exit.cause)
+    yield* closeUnlessDecided(session, callId, (time) => ({ _tag: "tool.call.expired", callId, deadline, time }))
   })

@@ -70,9 +70,11 @@ export interface CapabilityAuthorityOptions {
  * verification (tampered, foreign, revoked, expired) denies every call, with
  * the typed error's message as what the model sees.
  */
+const noneRevoked: ReadonlySet<string> = new Set()
+
 export const fromCapability = (token: string, options: CapabilityAuthorityOptions): Authority => ({
   check: (request, context) =>
-    Capability.verify(token, { keyring: options.keyring, revoked: options.revoked?.() ?? new Set() }).pipe(
+    Capability.verify(token, { keyring: options.keyring, revoked: options.revoked?.() ?? noneRevoked }).pipe(
       Effect.map((verified): Verdict => {
         const decision = Capability.authorize(verified, { tool: request.tool, input: request.input, now: context.now, uses: context.usesOf })
         if (!decision.granted) {
